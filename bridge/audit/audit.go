@@ -1,0 +1,82 @@
+// Package audit records what the bridge did with every reading: an append-only
+// trail of events (received, mapped, delivered, rejected, ...) with the source
+// position, the device and patient references and the destination's answer.
+// Postgres is the production store; Memory serves the demo and single-node
+// trials. The pipeline commits a Kafka offset only after Append returned, so
+// every committed reading has a durable trail.
+package audit
+
+import (
+	"context"
+	"time"
+)
+
+// Actions recorded by the pipeline.
+const (
+	ActionReceived  = "received"
+	ActionMapped    = "mapped"
+	ActionDelivered = "delivered"
+	ActionRejected  = "rejected"
+)
+
+// Outcomes.
+const (
+	OutcomeSuccess = "success"
+	OutcomeFailure = "failure"
+)
+
+// ActorSystem is the actor of events the pipeline records on its own behalf.
+const ActorSystem = "system"
+
+// Event is one audit record. Detail explains a failure in terms of fields and
+// rules; it never carries the payload.
+type Event struct {
+	ID            int64 // assigned by the store
+	Time          time.Time
+	Action        string
+	Outcome       string
+	Actor         string
+	Route         string
+	Topic         string
+	Partition     int
+	Offset        int64
+	Device        string // e.g. "Device/hrm-0001"
+	Patient       string // e.g. "Patient/p-42"
+	Resource      string // e.g. the Observation identifier "system|value"
+	Status        int    // destination HTTP status, 0 when none
+	Location      string // destination Location header
+	Detail        string
+	CorrelationID string
+}
+
+// Filter selects events for List. Zero fields match everything.
+type Filter struct {
+	Route   string
+	Action  string
+	Patient string
+	Device  string
+	// Limit caps the result; 0 means 1000.
+	Limit int
+}
+
+func (f Filter) match(e Event) bool {
+	return (f.Route == "" || e.Route == f.Route) &&
+		(f.Action == "" || e.Action == f.Action) &&
+		(f.Patient == "" || e.Patient == f.Patient) &&
+		(f.Device == "" || e.Device == f.Device)
+}
+
+func (f Filter) limit() int {
+	if f.Limit <= 0 {
+		return 1000
+	}
+	return f.Limit
+}
+
+// Store is what every audit store provides. Append is durable when it returns
+// nil. List returns matching events oldest first.
+type Store interface {
+	Append(ctx context.Context, events ...Event) error
+	List(ctx context.Context, f Filter) ([]Event, error)
+	Close() error
+}

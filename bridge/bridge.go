@@ -1,0 +1,77 @@
+// Package bridge is the fhir-bridge pipeline: routes that consume device
+// readings from Kafka, map them to FHIR R4 Observations, deliver them to an
+// EHR with conditional create, record every step in the audit trail, and only
+// then commit the Kafka offset (at-least-once in, effectively-once out).
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/fhir-bridge/fhir-bridge/fhir"
+)
+
+// Bridge runs every configured route.
+type Bridge struct {
+	routes []*route
+	stats  *counters
+	log    *slog.Logger
+}
+
+// New builds the routes of cfg. sources returns the Source of a route (see
+// NewKafkaSource); the Bridge closes each one when Run returns.
+func New(cfg Config, sources func(RouteConfig) Source, auditLog AuditLog, codec *fhir.Codec, log *slog.Logger) (*Bridge, error) {
+	b := &Bridge{stats: &counters{}, log: log}
+	for _, rc := range cfg.Routes {
+		client, err := fhir.NewClient(fhir.ClientConfig{BaseURL: rc.Destination.FHIR.BaseURL, Timeout: rc.Destination.FHIR.Timeout})
+		if err != nil {
+			return nil, fmt.Errorf("route %s: %w", rc.Name, err)
+		}
+		b.routes = append(b.routes, &route{
+			name:     rc.Name,
+			src:      sources(rc),
+			sink:     client,
+			audit:    auditLog,
+			codec:    codec,
+			idSystem: cfg.IdentifierSystem,
+			log:      log,
+			stats:    b.stats,
+			backoff:  backoff{initial: cfg.Retry.Initial, max: cfg.Retry.Max},
+			grace:    cfg.ShutdownGrace,
+			now:      time.Now,
+		})
+	}
+	return b, nil
+}
+
+// Stats returns the pipeline counters.
+func (b *Bridge) Stats() Stats { return b.stats.snapshot() }
+
+// Run processes every route until ctx ends or a route fails, then stops the
+// others and closes the sources. A stop lets deliveries in flight finish
+// within the configured grace; what is not finished is not committed.
+func (b *Bridge) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(b.routes))
+	for i, r := range b.routes {
+		wg.Go(func() {
+			if err := r.run(ctx); err != nil {
+				errs[i] = err
+				cancel() // one broken route stops the process; the supervisor restarts it
+			}
+		})
+	}
+	wg.Wait()
+	for _, r := range b.routes {
+		if err := r.src.Close(); err != nil {
+			b.log.Warn("closing source", "route", r.name, "err", err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,219 @@
+package bridge
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the bridge's configuration file (docs/configuration.md).
+type Config struct {
+	Kafka  KafkaConfig   `yaml:"kafka"`
+	Audit  AuditConfig   `yaml:"audit"`
+	Routes []RouteConfig `yaml:"routes"`
+	// IdentifierSystem is the identifier.system of every Observation the
+	// bridge writes; the value is the reading's deterministic key.
+	// Default: DefaultIdentifierSystem.
+	IdentifierSystem string `yaml:"identifier_system"`
+	// ShutdownGrace is how long a delivery in flight may finish after a stop
+	// was requested. Default: 10s.
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+	Retry         RetryConfig   `yaml:"retry"`
+}
+
+// DefaultIdentifierSystem is the default Observation identifier system.
+const DefaultIdentifierSystem = "https://github.com/fhir-bridge/fhir-bridge/sid/observation-key"
+
+// KafkaConfig locates the Kafka cluster.
+type KafkaConfig struct {
+	// Brokers are host:port bootstrap addresses. Required.
+	Brokers []string `yaml:"brokers"`
+}
+
+// AuditConfig locates the audit store.
+type AuditConfig struct {
+	// DSN is a PostgreSQL connection URL. Required. The environment variable
+	// FHIR_BRIDGE_AUDIT_DSN overrides it, so the password need not sit in the file.
+	DSN string `yaml:"dsn"`
+}
+
+// RouteConfig is one flow: a source topic, its consumer group and one destination.
+type RouteConfig struct {
+	// Name identifies the route in logs, metrics and the audit trail. Required.
+	Name string `yaml:"name"`
+	// Topic is the Kafka topic the route consumes. Required.
+	Topic string `yaml:"topic"`
+	// GroupID is the route's consumer group. Default: "fhir-bridge." + Name.
+	GroupID     string            `yaml:"group_id"`
+	Destination DestinationConfig `yaml:"destination"`
+}
+
+// DestinationConfig names where a route delivers. Exactly one kind is set.
+type DestinationConfig struct {
+	FHIR *FHIRDestination `yaml:"fhir"`
+}
+
+// FHIRDestination is a FHIR R4 server.
+type FHIRDestination struct {
+	// BaseURL is the server base, e.g. https://ehr.example.org/fhir. Required.
+	BaseURL string `yaml:"base_url"`
+	// Timeout bounds each request. Default: 10s.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// RetryConfig shapes the backoff between attempts at a retryable failure.
+type RetryConfig struct {
+	// Initial is the first wait. Default: 200ms.
+	Initial time.Duration `yaml:"initial"`
+	// Max caps the wait. Default: 30s.
+	Max time.Duration `yaml:"max"`
+}
+
+// LoadConfig reads and validates a configuration file. getenv supplies
+// environment overrides. The error lists every problem, each naming its field.
+func LoadConfig(path string, getenv func(string) string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return ParseConfig(data, getenv)
+}
+
+// ParseConfig decodes YAML, applies environment overrides and defaults, and
+// validates the result.
+func ParseConfig(data []byte, getenv func(string) string) (Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true) // a misspelt key is an error, not a silent default
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	if v := getenv("FHIR_BRIDGE_AUDIT_DSN"); v != "" {
+		c.Audit.DSN = v
+	}
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// SetDefaults fills every unset field that has a documented default.
+func (c *Config) SetDefaults() {
+	if c.IdentifierSystem == "" {
+		c.IdentifierSystem = DefaultIdentifierSystem
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 10 * time.Second
+	}
+	if c.Retry.Initial == 0 {
+		c.Retry.Initial = 200 * time.Millisecond
+	}
+	if c.Retry.Max == 0 {
+		c.Retry.Max = 30 * time.Second
+	}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		if r.GroupID == "" && r.Name != "" {
+			r.GroupID = "fhir-bridge." + r.Name
+		}
+		if r.Destination.FHIR != nil && r.Destination.FHIR.Timeout == 0 {
+			r.Destination.FHIR.Timeout = 10 * time.Second
+		}
+	}
+}
+
+var (
+	routeName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+	topicName = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+)
+
+// Validate checks the configuration and returns every problem found, each
+// prefixed with its field path, e.g. "routes[0].destination.fhir.base_url".
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: %s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if len(c.Kafka.Brokers) == 0 {
+		bad("kafka.brokers", "required: at least one host:port")
+	}
+	for i, b := range c.Kafka.Brokers {
+		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
+			bad(fmt.Sprintf("kafka.brokers[%d]", i), "%q is not host:port", b)
+		}
+	}
+	if c.Audit.DSN == "" {
+		bad("audit.dsn", "required (or set FHIR_BRIDGE_AUDIT_DSN)")
+	} else if u, err := url.Parse(c.Audit.DSN); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		// Never echo the DSN: it may hold a password.
+		bad("audit.dsn", "must be a postgres:// URL")
+	}
+	if u, err := url.Parse(c.IdentifierSystem); err != nil || !u.IsAbs() {
+		bad("identifier_system", "%q must be an absolute URI", c.IdentifierSystem)
+	}
+	if c.ShutdownGrace < 0 {
+		bad("shutdown_grace", "must not be negative")
+	}
+	if c.Retry.Initial < 0 || c.Retry.Max < c.Retry.Initial {
+		bad("retry", "need 0 <= initial <= max, got initial %s max %s", c.Retry.Initial, c.Retry.Max)
+	}
+	if len(c.Routes) == 0 {
+		bad("routes", "required: at least one route")
+	}
+	names := map[string]bool{}
+	groups := map[string]bool{}
+	for i, r := range c.Routes {
+		p := fmt.Sprintf("routes[%d]", i)
+		switch {
+		case r.Name == "":
+			bad(p+".name", "required")
+		case !routeName.MatchString(r.Name):
+			bad(p+".name", "%q must be lower-case letters, digits, '.', '_' or '-' (max 63)", r.Name)
+		case names[r.Name]:
+			bad(p+".name", "%q is used by another route", r.Name)
+		}
+		names[r.Name] = true
+		if r.Topic == "" {
+			bad(p+".topic", "required")
+		} else if !topicName.MatchString(r.Topic) {
+			bad(p+".topic", "%q is not a valid Kafka topic name", r.Topic)
+		}
+		if r.GroupID != "" && groups[r.GroupID] {
+			bad(p+".group_id", "%q is used by another route; each route needs its own consumer group", r.GroupID)
+		}
+		groups[r.GroupID] = true
+		f := r.Destination.FHIR
+		if f == nil {
+			bad(p+".destination", "required: set destination.fhir")
+			continue
+		}
+		if u, err := url.Parse(f.BaseURL); f.BaseURL == "" {
+			bad(p+".destination.fhir.base_url", "required")
+		} else if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad(p+".destination.fhir.base_url", "%q must be an absolute http(s) URL", f.BaseURL)
+		} else if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+			// Readings are PHI: plain HTTP is allowed only where no wire is crossed.
+			bad(p+".destination.fhir.base_url", "%q must use https (plain http is allowed only for loopback hosts)", f.BaseURL)
+		}
+		if f.Timeout < 0 {
+			bad(p+".destination.fhir.timeout", "must not be negative")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,268 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/fhir-bridge/fhir-bridge/bridge/audit"
+	"github.com/fhir-bridge/fhir-bridge/fhir"
+	"github.com/fhir-bridge/fhir-bridge/mappers"
+	"github.com/segmentio/kafka-go"
+)
+
+// Source is where a route reads messages: a kafka-go consumer-group Reader.
+// CommitMessages must only be called for a message once it is fully handled;
+// committing an offset commits every earlier offset of its partition.
+type Source interface {
+	FetchMessage(ctx context.Context) (kafka.Message, error)
+	CommitMessages(ctx context.Context, msgs ...kafka.Message) error
+	Close() error
+}
+
+// Sink delivers one FHIR resource with conditional create. Its errors say
+// whether a retry may help through a Temporary() bool method (see fhir.Client).
+type Sink interface {
+	Create(ctx context.Context, resourceType string, body []byte, ifNoneExist string) (fhir.Result, error)
+}
+
+// AuditLog records audit events; Append is durable when it returns nil.
+type AuditLog interface {
+	Append(ctx context.Context, events ...audit.Event) error
+}
+
+// errStopped means processing was abandoned because the route is stopping;
+// the message stays uncommitted and is redelivered after a restart.
+var errStopped = errors.New("route stopping")
+
+// route moves messages from one source to one sink, in order, one at a time:
+// sequential processing keeps per-key order and makes "commit after done"
+// exact, since a commit covers all earlier offsets of the partition.
+type route struct {
+	name     string
+	src      Source
+	sink     Sink
+	audit    AuditLog
+	codec    *fhir.Codec
+	idSystem string
+	log      *slog.Logger
+	stats    *counters
+	backoff  backoff
+	grace    time.Duration
+	now      func() time.Time
+}
+
+// run processes messages until ctx ends. It returns nil on a requested stop.
+func (r *route) run(ctx context.Context) error {
+	for {
+		msg, err := r.src.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("route %s: fetch: %w", r.name, err)
+		}
+		r.stats.received.Add(1)
+		if err := r.handle(ctx, msg); err != nil {
+			if errors.Is(err, errStopped) || ctx.Err() != nil {
+				r.log.Info("stopped with a message in flight; it will be redelivered",
+					"route", r.name, "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset)
+				return nil
+			}
+			return fmt.Errorf("route %s: %w", r.name, err)
+		}
+	}
+}
+
+// graceContext is cancelled grace after parent ends: work in flight at a stop
+// may finish, but not forever.
+func graceContext(parent context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	stop := context.AfterFunc(parent, func() {
+		t := time.AfterFunc(grace, cancel)
+		context.AfterFunc(ctx, func() { t.Stop() })
+	})
+	return ctx, func() { stop(); cancel() }
+}
+
+// handle takes one message to a final state (delivered or rejected), records
+// it durably and commits its offset. It returns an error only if the message
+// must not be committed.
+func (r *route) handle(ctx context.Context, msg kafka.Message) error {
+	work, cancel := graceContext(ctx, r.grace)
+	defer cancel()
+
+	base := audit.Event{
+		Actor:         audit.ActorSystem,
+		Route:         r.name,
+		Topic:         msg.Topic,
+		Partition:     msg.Partition,
+		Offset:        msg.Offset,
+		CorrelationID: correlationID(msg),
+	}
+	event := func(action, outcome string) audit.Event {
+		e := base
+		e.Time, e.Action, e.Outcome = r.now(), action, outcome
+		return e
+	}
+	events := []audit.Event{event(audit.ActionReceived, audit.OutcomeSuccess)}
+
+	body, ident, err := r.mapMessage(msg, &base)
+	var final audit.Event
+	switch {
+	case err != nil:
+		final = event(audit.ActionRejected, audit.OutcomeFailure)
+		final.Detail = "map: " + err.Error()
+	default:
+		events = append(events, event(audit.ActionMapped, audit.OutcomeSuccess))
+		res, err := r.deliver(ctx, work, msg, body, ident)
+		if err != nil && !errors.Is(err, errPermanent) {
+			return err
+		}
+		if err != nil {
+			final = event(audit.ActionRejected, audit.OutcomeFailure)
+			final.Detail = "deliver: " + err.Error()
+			var se *fhir.StatusError
+			if errors.As(err, &se) {
+				final.Status = se.Status
+			}
+		} else {
+			final = event(audit.ActionDelivered, audit.OutcomeSuccess)
+			final.Status, final.Location = res.Status, res.Location
+		}
+	}
+	events = append(events, final)
+
+	if err := r.record(ctx, work, events); err != nil {
+		return err
+	}
+	if err := r.src.CommitMessages(work, msg); err != nil {
+		// Not fatal: the reading is delivered and audited; a redelivery after
+		// a rebalance is absorbed by conditional create.
+		r.log.Warn("commit failed; the message may be redelivered", "route", r.name,
+			"topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", err)
+	}
+	if final.Action == audit.ActionDelivered {
+		r.stats.delivered.Add(1)
+	} else {
+		r.stats.deadLettered.Add(1)
+		r.log.Warn("reading rejected", "route", r.name, "topic", msg.Topic, "partition", msg.Partition,
+			"offset", msg.Offset, "status", final.Status, "stage", stage(final.Detail))
+	}
+	return nil
+}
+
+// mapMessage turns a payload into the Observation's JSON and its If-None-Exist
+// search, and fills the audit references. Errors name the field at fault.
+func (r *route) mapMessage(msg kafka.Message, base *audit.Event) ([]byte, string, error) {
+	m, err := mappers.ParseNative(msg.Value)
+	if err != nil {
+		return nil, "", err
+	}
+	base.Device, base.Patient = "Device/"+m.DeviceID, "Patient/"+m.PatientID
+	base.Resource = r.idSystem + "|" + m.Key()
+	obs, err := mappers.Observation(m, r.idSystem)
+	if err != nil {
+		return nil, "", err
+	}
+	if issues := fhir.CheckVitalSigns(obs); len(issues) > 0 {
+		return nil, "", &fhir.ValidationError{Issues: issues}
+	}
+	body, err := r.codec.Encode(obs)
+	if err != nil {
+		return nil, "", err
+	}
+	return body, fhir.IfNoneExistIdentifier(r.idSystem, m.Key()), nil
+}
+
+var errPermanent = errors.New("permanent failure")
+
+// deliver posts until the sink accepts, refuses for good (errPermanent), or
+// the route stops (errStopped). Between attempts the partition waits: later
+// readings of the same device must not overtake this one.
+func (r *route) deliver(ctx, work context.Context, msg kafka.Message, body []byte, ident string) (fhir.Result, error) {
+	for attempt := 1; ; attempt++ {
+		res, err := r.sink.Create(work, "Observation", body, ident)
+		if err == nil {
+			return res, nil
+		}
+		if work.Err() != nil {
+			// Our own stop cut the request short; that says nothing about the reading.
+			return fhir.Result{}, errStopped
+		}
+		if !temporary(err) {
+			return fhir.Result{}, fmt.Errorf("%w: %w", errPermanent, err)
+		}
+		if ctx.Err() != nil {
+			return fhir.Result{}, errStopped
+		}
+		r.stats.retries.Add(1)
+		wait := r.backoff.wait(attempt, err)
+		r.log.Warn("delivery failed; retrying", "route", r.name, "topic", msg.Topic, "partition", msg.Partition,
+			"offset", msg.Offset, "attempt", attempt, "wait", wait, "status", statusOf(err))
+		if !sleep(ctx, wait) {
+			return fhir.Result{}, errStopped
+		}
+	}
+}
+
+// record appends events, retrying while the audit store is unreachable: an
+// offset is never committed without its audit trail.
+func (r *route) record(ctx, work context.Context, events []audit.Event) error {
+	for attempt := 1; ; attempt++ {
+		err := r.audit.Append(work, events...)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return errStopped
+		}
+		wait := r.backoff.wait(attempt, nil)
+		r.log.Warn("audit write failed; retrying", "route", r.name, "attempt", attempt, "wait", wait, "err", err)
+		if !sleep(ctx, wait) {
+			return errStopped
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func statusOf(err error) int {
+	var se *fhir.StatusError
+	if errors.As(err, &se) {
+		return se.Status
+	}
+	return 0
+}
+
+// stage is the prefix of an audit detail ("map", "deliver"): logs get the
+// stage, never the detail, which may quote values.
+func stage(detail string) string {
+	for i := 0; i < len(detail); i++ {
+		if detail[i] == ':' {
+			return detail[:i]
+		}
+	}
+	return detail
+}
+
+func correlationID(msg kafka.Message) string {
+	for _, h := range msg.Headers {
+		if h.Key == "correlation-id" && len(h.Value) > 0 && len(h.Value) <= 128 {
+			return string(h.Value)
+		}
+	}
+	return msg.Topic + "/" + strconv.Itoa(msg.Partition) + "/" + strconv.FormatInt(msg.Offset, 10)
+}

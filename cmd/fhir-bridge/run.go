@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/fhir-bridge/fhir-bridge/bridge"
+	"github.com/fhir-bridge/fhir-bridge/bridge/audit"
+	"github.com/fhir-bridge/fhir-bridge/fhir"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3".
+var version = ""
+
+const usage = `fhir-bridge carries device vitals from Kafka into EHRs as FHIR R4 Observations.
+
+Usage:
+  fhir-bridge <command> [flags]
+
+Commands:
+  run       run the bridge with a configuration file (production)
+  demo      run everything in one process: embedded Kafka, simulated devices, sandbox EHR
+  version   print the version
+
+Run "fhir-bridge <command> --help" for a command's flags.
+`
+
+// run is the whole program: main only adds the process's arguments,
+// environment, streams and a signal-aware context, so tests can call run.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) < 2 {
+		fmt.Fprint(stderr, usage)
+		return &usageError{"no command given"}
+	}
+	cmd, rest := args[1], args[2:]
+	switch cmd {
+	case "run":
+		return runBridge(ctx, rest, getenv, stdout, stderr)
+	case "demo":
+		return runDemo(ctx, rest, getenv, stdout, stderr)
+	case "version":
+		return runVersion(rest, stdout)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return &usageError{fmt.Sprintf("unknown command %q", cmd)}
+	}
+}
+
+// parseFlags parses a subcommand's flags. --help prints to stdout and returns
+// errHelp, which callers turn into a clean exit.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return errHelp
+	}
+	if err != nil {
+		return &usageError{fmt.Sprintf("%s: %v", fs.Name(), err)}
+	}
+	if fs.NArg() > 0 {
+		return &usageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
+	}
+	return nil
+}
+
+var errHelp = errors.New("help requested")
+
+func newFlagSet(name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: fhir-bridge %s\n\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, &usageError{fmt.Sprintf("log level %q: want debug, info, warn or error", level)}
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func runBridge(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("run", "run --config FILE [--log-level LEVEL]")
+	configPath := fs.String("config", getenv("FHIR_BRIDGE_CONFIG"), "configuration file (YAML; env FHIR_BRIDGE_CONFIG)")
+	logLevel := fs.String("log-level", envOr(getenv, "FHIR_BRIDGE_LOG_LEVEL", "info"), "debug, info, warn or error (env FHIR_BRIDGE_LOG_LEVEL)")
+	if err := parseFlags(fs, args, stdout); err != nil {
+		if errors.Is(err, errHelp) {
+			return nil
+		}
+		return err
+	}
+	if *configPath == "" {
+		return &usageError{"run: --config is required"}
+	}
+	log, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	cfg, err := bridge.LoadConfig(*configPath, getenv)
+	if err != nil {
+		return err
+	}
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	store, err := audit.OpenPostgres(openCtx, cfg.Audit.DSN)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	codec, err := fhir.NewCodec()
+	if err != nil {
+		return err
+	}
+	b, err := bridge.New(cfg, func(rc bridge.RouteConfig) bridge.Source {
+		return bridge.NewKafkaSource(cfg.Kafka.Brokers, rc, log)
+	}, store, codec, log)
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(cfg.Routes))
+	for i, r := range cfg.Routes {
+		names[i] = r.Name
+	}
+	log.Info("bridge started", "version", versionString(), "routes", strings.Join(names, ","))
+	err = b.Run(ctx)
+	s := b.Stats()
+	log.Info("bridge stopped", "received", s.Received, "delivered", s.Delivered, "dead_lettered", s.DeadLettered, "retries", s.Retries)
+	return err
+}
+
+func runVersion(args []string, stdout io.Writer) error {
+	fs := newFlagSet("version", "version")
+	if err := parseFlags(fs, args, stdout); err != nil {
+		if errors.Is(err, errHelp) {
+			return nil
+		}
+		return err
+	}
+	fmt.Fprintf(stdout, "fhir-bridge %s %s %s/%s\n", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return nil
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			return "devel-" + s.Value[:12]
+		}
+	}
+	return "devel"
+}

@@ -1,0 +1,264 @@
+// Package fhirsandbox is a small in-memory FHIR R4 server that stands in for an
+// EHR: in the demo, so the bridge has somewhere real to deliver, and in tests,
+// where it counts what arrived. It implements create and conditional create
+// (If-None-Exist on identifier) and read, validates every resource it receives
+// with google/fhir's validating unmarshaller plus the vital-signs profile rules,
+// and rejects what fails with a 400 OperationOutcome, as a strict EHR would.
+package fhirsandbox
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/fhir-bridge/fhir-bridge/fhir"
+	crpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
+)
+
+// maxBody bounds one request body.
+const maxBody = 1 << 20
+
+// Stats counts what the server saw.
+type Stats struct {
+	Posts    int // create requests received
+	Created  int // resources created (201)
+	Matched  int // conditional creates that matched an existing resource (200)
+	Rejected int // requests answered 4xx
+}
+
+// Server is an http.Handler serving [base]/[type] and [base]/[type]/[id].
+// The zero value is not usable; call New.
+type Server struct {
+	codec *fhir.Codec
+	// BeforeRespond, when set, runs after a create was stored and before the
+	// answer is written, with the request's context. Tests use it to hold a
+	// response open, e.g. to stop the bridge between the EHR's commit and its ack.
+	BeforeRespond func(r *http.Request, identifier string)
+
+	mu      sync.Mutex
+	stats   Stats
+	nextID  int
+	byID    map[string][]byte // "Type/id" -> body
+	byIdent map[string]string // "Type|system|value" -> "Type/id"
+	creates map[string]int    // "system|value" -> resources created with that identifier
+	order   []string          // "Type/id" in creation order
+}
+
+// New returns an empty server.
+func New(codec *fhir.Codec) *Server {
+	return &Server{
+		codec:   codec,
+		byID:    map[string][]byte{},
+		byIdent: map[string]string{},
+		creates: map[string]int{},
+	}
+}
+
+// Stats returns the counters so far.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// Resources returns the stored bodies of resourceType in creation order.
+func (s *Server) Resources(resourceType string) [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out [][]byte
+	for _, key := range s.order {
+		if strings.HasPrefix(key, resourceType+"/") {
+			out = append(out, s.byID[key])
+		}
+	}
+	return out
+}
+
+// CreatesByIdentifier returns, per "system|value", how many resources were
+// created carrying that identifier. With working deduplication every count is 1.
+func (s *Server) CreatesByIdentifier() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.creates))
+	for k, v := range s.creates {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	switch {
+	case r.Method == http.MethodPost && len(parts) == 1 && parts[0] != "":
+		s.create(w, r, parts[0])
+	case r.Method == http.MethodGet && len(parts) == 2:
+		s.read(w, parts[0]+"/"+parts[1])
+	default:
+		writeOutcome(w, http.StatusNotFound, "not-supported", "", "unsupported interaction "+r.Method+" "+r.URL.Path)
+	}
+}
+
+func (s *Server) read(w http.ResponseWriter, key string) {
+	s.mu.Lock()
+	body, ok := s.byID[key]
+	s.mu.Unlock()
+	if !ok {
+		writeOutcome(w, http.StatusNotFound, "not-found", "", key+" not found")
+		return
+	}
+	w.Header().Set("Content-Type", fhir.ContentType)
+	_, _ = w.Write(body)
+}
+
+func (s *Server) reject(w http.ResponseWriter, status int, code, expr, msg string) {
+	s.mu.Lock()
+	s.stats.Rejected++
+	s.mu.Unlock()
+	writeOutcome(w, status, code, expr, msg)
+}
+
+func (s *Server) create(w http.ResponseWriter, r *http.Request, resourceType string) {
+	s.mu.Lock()
+	s.stats.Posts++
+	s.mu.Unlock()
+
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (mt != "application/fhir+json" && mt != "application/json") {
+		s.reject(w, http.StatusUnsupportedMediaType, "not-supported", "", "Content-Type must be application/fhir+json")
+		return
+	}
+	if cs := params["charset"]; cs != "" && !strings.EqualFold(cs, "utf-8") {
+		s.reject(w, http.StatusUnsupportedMediaType, "not-supported", "", "charset must be utf-8")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		s.reject(w, http.StatusRequestEntityTooLarge, "too-long", "", "body too large or unreadable")
+		return
+	}
+	msg, err := s.codec.Decode(body)
+	if err != nil {
+		var issues []fhir.Issue
+		if ve, ok := err.(*fhir.ValidationError); ok {
+			issues = ve.Issues
+		} else {
+			issues = []fhir.Issue{{Path: resourceType, Severity: "error", Message: err.Error()}}
+		}
+		s.rejectIssues(w, issues)
+		return
+	}
+	cr, ok := msg.(*crpb.ContainedResource)
+	if !ok {
+		s.reject(w, http.StatusBadRequest, "structure", "", "not a resource")
+		return
+	}
+	var identifiers []string
+	switch resourceType {
+	case "Observation":
+		obs := cr.GetObservation()
+		if obs == nil {
+			s.reject(w, http.StatusBadRequest, "invalid", "resourceType", "body is not an Observation")
+			return
+		}
+		if issues := fhir.CheckVitalSigns(obs); len(issues) > 0 {
+			s.rejectIssues(w, issues)
+			return
+		}
+		for _, id := range obs.GetIdentifier() {
+			identifiers = append(identifiers, id.GetSystem().GetValue()+"|"+id.GetValue().GetValue())
+		}
+	default:
+		var head struct {
+			ResourceType string `json:"resourceType"`
+		}
+		_ = json.Unmarshal(body, &head)
+		if head.ResourceType != resourceType {
+			s.reject(w, http.StatusBadRequest, "invalid", "resourceType", fmt.Sprintf("body is %q, URL says %q", head.ResourceType, resourceType))
+			return
+		}
+	}
+
+	cond := r.Header.Get("If-None-Exist")
+	var condIdent string
+	if cond != "" {
+		q, err := url.ParseQuery(cond)
+		if err != nil || len(q) != 1 || len(q["identifier"]) != 1 || !strings.Contains(q.Get("identifier"), "|") {
+			s.reject(w, http.StatusBadRequest, "not-supported", "", "If-None-Exist: only identifier=system|value is supported")
+			return
+		}
+		condIdent = q.Get("identifier")
+	}
+
+	s.mu.Lock()
+	if condIdent != "" {
+		if key, ok := s.byIdent[resourceType+"|"+condIdent]; ok {
+			s.stats.Matched++
+			s.mu.Unlock()
+			if s.BeforeRespond != nil {
+				s.BeforeRespond(r, condIdent)
+			}
+			w.Header().Set("Location", "/"+key+"/_history/1")
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+	}
+	s.nextID++
+	key := resourceType + "/" + strconv.Itoa(s.nextID)
+	s.byID[key] = body
+	s.order = append(s.order, key)
+	for _, id := range identifiers {
+		s.byIdent[resourceType+"|"+id] = key
+		s.creates[id]++
+	}
+	s.stats.Created++
+	s.mu.Unlock()
+
+	if s.BeforeRespond != nil {
+		s.BeforeRespond(r, condIdent)
+	}
+	w.Header().Set("Location", "/"+key+"/_history/1")
+	w.Header().Set("ETag", `W/"1"`)
+	w.WriteHeader(http.StatusCreated)
+}
+
+func (s *Server) rejectIssues(w http.ResponseWriter, issues []fhir.Issue) {
+	s.mu.Lock()
+	s.stats.Rejected++
+	s.mu.Unlock()
+	writeIssues(w, http.StatusBadRequest, issues)
+}
+
+type ooIssue struct {
+	Severity    string   `json:"severity"`
+	Code        string   `json:"code"`
+	Diagnostics string   `json:"diagnostics,omitempty"`
+	Expression  []string `json:"expression,omitempty"`
+}
+
+func writeOutcome(w http.ResponseWriter, status int, code, expr, msg string) {
+	is := ooIssue{Severity: "error", Code: code, Diagnostics: msg}
+	if expr != "" {
+		is.Expression = []string{expr}
+	}
+	writeOO(w, status, []ooIssue{is})
+}
+
+func writeIssues(w http.ResponseWriter, status int, issues []fhir.Issue) {
+	out := make([]ooIssue, len(issues))
+	for i, is := range issues {
+		out[i] = ooIssue{Severity: is.Severity, Code: "invalid", Diagnostics: is.Message, Expression: []string{is.Path}}
+	}
+	writeOO(w, status, out)
+}
+
+func writeOO(w http.ResponseWriter, status int, issues []ooIssue) {
+	w.Header().Set("Content-Type", fhir.ContentType)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"resourceType": "OperationOutcome", "issue": issues})
+}
