@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/google/fhir/go v0.7.4
+	github.com/google/go-cmp v0.7.0
 	github.com/lib/pq v1.12.3
 	github.com/segmentio/kafka-go v0.4.51
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c

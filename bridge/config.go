@@ -66,6 +66,9 @@ type FHIRDestination struct {
 	BaseURL string `yaml:"base_url"`
 	// Timeout bounds each request. Default: 10s.
 	Timeout time.Duration `yaml:"timeout"`
+	// AllowPlainHTTP permits an http:// BaseURL on a non-loopback host, for
+	// closed networks such as a compose stack. Default: false (https only).
+	AllowPlainHTTP bool `yaml:"allow_plain_http"`
 }
 
 // RetryConfig shapes the backoff between attempts at a retryable failure.
@@ -199,9 +202,9 @@ func (c Config) Validate() error {
 			bad(p+".destination.fhir.base_url", "required")
 		} else if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad(p+".destination.fhir.base_url", "%q must be an absolute http(s) URL", f.BaseURL)
-		} else if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		} else if u.Scheme == "http" && !isLoopback(u.Hostname()) && !f.AllowPlainHTTP {
 			// Readings are PHI: plain HTTP is allowed only where no wire is crossed.
-			bad(p+".destination.fhir.base_url", "%q must use https (plain http is allowed only for loopback hosts)", f.BaseURL)
+			bad(p+".destination.fhir.base_url", "%q must use https (plain http only for loopback hosts or with allow_plain_http)", f.BaseURL)
 		}
 		if f.Timeout < 0 {
 			bad(p+".destination.fhir.timeout", "must not be negative")

@@ -1,0 +1,35 @@
+# fhir-bridge developer targets. `make test` is the whole suite: it starts a
+# real PostgreSQL and a real Kafka broker on loopback (.ci/testenv.sh), runs
+# every test against them, and stops them again.
+GO ?= go
+
+.PHONY: test check unit demo build golden fuzz
+
+test: check
+	bash .ci/testenv.sh $(GO) test -race -count=1 ./...
+
+# Formatting and vet; part of `make test`.
+check:
+	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Unit tests only; integration tests skip without the services.
+unit:
+	$(GO) test -race ./...
+
+demo:
+	$(GO) run ./cmd/fhir-bridge demo
+
+build:
+	$(GO) build -o bin/fhir-bridge ./cmd/fhir-bridge
+
+# Rewrite golden files after an intended output change; review the diff.
+golden:
+	$(GO) test ./mappers/... -run Golden -update
+
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzParseNative -fuzztime=$(FUZZTIME) ./mappers
+	$(GO) test -run='^$$' -fuzz=FuzzOutcomeText -fuzztime=$(FUZZTIME) ./fhir
+	$(GO) test -run='^$$' -fuzz=FuzzParseRetryAfter -fuzztime=$(FUZZTIME) ./fhir

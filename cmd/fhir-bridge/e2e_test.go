@@ -1,0 +1,471 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fhir-bridge/fhir-bridge/bridge/audit"
+	"github.com/fhir-bridge/fhir-bridge/bridge/audit/audittest"
+	"github.com/fhir-bridge/fhir-bridge/fhir"
+	"github.com/fhir-bridge/fhir-bridge/fhir/fhirsandbox"
+	crpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
+	"github.com/segmentio/kafka-go"
+)
+
+// These tests drive run() against the real Kafka broker and PostgreSQL server
+// that `make test` starts, and an in-process sandbox EHR.
+
+func kafkaAddr(t *testing.T) string {
+	t.Helper()
+	addr := os.Getenv("BRIDGE_TEST_KAFKA")
+	if addr == "" {
+		t.Skip("BRIDGE_TEST_KAFKA not set; run `make test`, which starts PostgreSQL and Kafka")
+	}
+	return addr
+}
+
+func randomName(prefix string) string {
+	b := make([]byte, 5)
+	rand.Read(b)
+	return prefix + "-" + hex.EncodeToString(b)
+}
+
+func createTopic(t *testing.T, addr, topic string, partitions int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := &kafka.Client{Addr: kafka.TCP(addr)}
+	resp, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
+		Topic: topic, NumPartitions: partitions, ReplicationFactor: 1,
+	}}})
+	if err != nil {
+		t.Fatalf("create topic %s: %v", topic, err)
+	}
+	if err := resp.Errors[topic]; err != nil {
+		t.Fatalf("create topic %s: %v", topic, err)
+	}
+}
+
+func produce(t *testing.T, addr, topic string, msgs ...kafka.Message) {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: topic, Balancer: &kafka.Hash{},
+		BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll, AllowAutoTopicCreation: false}
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+}
+
+func reading(device, patient string, at time.Time, value string) kafka.Message {
+	body := fmt.Sprintf(`{"kind":"heart-rate","device":%q,"patient":%q,"time":%q,"value":%s,"unit":"/min"}`,
+		device, patient, at.Format(time.RFC3339Nano), value)
+	return kafka.Message{Key: []byte(device), Value: []byte(body)}
+}
+
+// committed returns the group's committed offsets summed over partitions:
+// with offsets starting at 0 that is the number of messages committed.
+func committed(t *testing.T, addr, group, topic string, partitions int) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := &kafka.Client{Addr: kafka.TCP(addr)}
+	ps := make([]int, partitions)
+	for i := range ps {
+		ps[i] = i
+	}
+	resp, err := c.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ps}})
+	if err != nil {
+		t.Fatalf("offset fetch: %v", err)
+	}
+	var sum int64
+	for _, p := range resp.Topics[topic] {
+		if p.Error != nil {
+			t.Fatalf("offset fetch partition %d: %v", p.Partition, p.Error)
+		}
+		if p.CommittedOffset > 0 {
+			sum += p.CommittedOffset
+		}
+	}
+	return sum
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		<-tick.C
+	}
+}
+
+type sandboxEHR struct {
+	*fhirsandbox.Server
+	URL string
+}
+
+func startEHR(t *testing.T) sandboxEHR {
+	t.Helper()
+	codec, err := fhir.NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := fhirsandbox.New(codec)
+	mux := http.NewServeMux()
+	mux.Handle("/fhir/", http.StripPrefix("/fhir", s))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return sandboxEHR{Server: s, URL: srv.URL + "/fhir"}
+}
+
+func writeConfig(t *testing.T, broker, dsn, route, topic, ehrURL string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`kafka:
+  brokers: [%q]
+audit:
+  dsn: %q
+shutdown_grace: 500ms
+retry:
+  initial: 10ms
+  max: 200ms
+routes:
+  - name: %s
+    topic: %s
+    destination:
+      fhir:
+        base_url: %s
+        timeout: 5s
+`, broker, dsn, route, topic, ehrURL)
+	path := filepath.Join(t.TempDir(), "bridge.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startBridge runs `fhir-bridge run --config path` until the returned stop
+// function is called; stop waits for run to return and returns its error.
+func startBridge(t *testing.T, path string, logs *syncBuffer) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"fhir-bridge", "run", "--config", path}, func(string) string { return "" }, logs, logs)
+	}()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				err = fmt.Errorf("bridge did not stop within 30s")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+func auditEvents(t *testing.T, dsn, route string) []audit.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	store, err := audit.OpenPostgres(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	evs, err := store.List(ctx, audit.Filter{Route: route, Limit: 100000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+func TestEndToEnd(t *testing.T) {
+	broker := kafkaAddr(t)
+	dsn := audittest.DSN(t)
+	topic, route := randomName("e2e"), randomName("hr")
+	createTopic(t, broker, topic, 3)
+	ehr := startEHR(t)
+
+	at := time.Date(2026, 11, 25, 10, 15, 0, 0, time.UTC)
+	var msgs []kafka.Message
+	for i := range 5 {
+		msgs = append(msgs, reading(fmt.Sprintf("hrm-%d", i), fmt.Sprintf("secret-patient-%d", i), at.Add(time.Duration(i)*time.Minute), fmt.Sprint(60+i)))
+	}
+	bad := reading("hrm-bad", "secret-patient-bad", at, "900")
+	msgs = append(msgs, bad)
+	produce(t, broker, topic, msgs...)
+
+	logs := &syncBuffer{}
+	stop := startBridge(t, writeConfig(t, broker, dsn, route, topic, ehr.URL), logs)
+	group := "fhir-bridge." + route
+	waitFor(t, 60*time.Second, "all 6 offsets committed", func() bool { return committed(t, broker, group, topic, 3) == 6 })
+	if err := stop(); err != nil {
+		t.Fatalf("run returned %v\nlogs:\n%s", err, logs)
+	}
+
+	// The EHR received exactly the 5 valid Observations, each valid R4.
+	if got := ehr.Stats(); got.Created != 5 || got.Rejected != 0 {
+		t.Fatalf("EHR stats = %+v, want 5 created, 0 rejected", got)
+	}
+	codec, _ := fhir.NewCodec()
+	seen := map[string]bool{}
+	for _, body := range ehr.Resources("Observation") {
+		msg, err := codec.Decode(body)
+		if err != nil {
+			t.Fatalf("Observation does not pass the validating unmarshaller: %v\n%s", err, body)
+		}
+		obs := msg.(*crpb.ContainedResource).GetObservation()
+		if issues := fhir.CheckVitalSigns(obs); len(issues) > 0 {
+			t.Errorf("vital-signs issues: %v", issues)
+		}
+		if c := obs.GetCode().GetCoding()[0]; c.GetCode().GetValue() != "8867-4" || c.GetSystem().GetValue() != fhir.SystemLOINC {
+			t.Errorf("code = %v, want LOINC 8867-4", c)
+		}
+		if q := obs.GetValue().GetQuantity(); q.GetCode().GetValue() != "/min" {
+			t.Errorf("unit = %q, want /min", q.GetCode().GetValue())
+		}
+		seen[obs.GetSubject().GetPatientId().GetValue()] = true
+	}
+	for i := range 5 {
+		if !seen[fmt.Sprintf("secret-patient-%d", i)] {
+			t.Errorf("no Observation for secret-patient-%d", i)
+		}
+	}
+
+	// The audit trail holds received+mapped+delivered for each valid reading
+	// and received+rejected with the reason for the bad one.
+	byOffset := map[string][]string{}
+	var rejected []audit.Event
+	for _, e := range auditEvents(t, dsn, route) {
+		key := fmt.Sprintf("%d/%d", e.Partition, e.Offset)
+		byOffset[key] = append(byOffset[key], e.Action)
+		if e.Action == audit.ActionRejected {
+			rejected = append(rejected, e)
+		}
+		if e.Action == audit.ActionDelivered && (e.Status != http.StatusCreated || e.Location == "") {
+			t.Errorf("delivered event without status/location: %+v", e)
+		}
+	}
+	if len(byOffset) != 6 {
+		t.Fatalf("audit covers %d messages, want 6: %v", len(byOffset), byOffset)
+	}
+	if len(rejected) != 1 || !strings.Contains(rejected[0].Detail, `field "value"`) || rejected[0].Patient != "" {
+		t.Fatalf("rejected events = %+v, want one naming field \"value\"", rejected)
+	}
+	for k, actions := range byOffset {
+		s := strings.Join(actions, ",")
+		if s != "received,mapped,delivered" && s != "received,rejected" {
+			t.Errorf("message %s audit actions = %s", k, s)
+		}
+	}
+
+	// PHI stays out of logs.
+	if l := logs.String(); strings.Contains(l, "secret-patient") {
+		t.Errorf("logs contain a patient id:\n%s", l)
+	}
+}
+
+// TestRestartMidStream stops the bridge while the EHR has stored a reading but
+// not yet answered (the worst moment), restarts it, and checks that every
+// reading arrives and none is created twice.
+func TestRestartMidStream(t *testing.T) {
+	broker := kafkaAddr(t)
+	dsn := audittest.DSN(t)
+	topic, route := randomName("restart"), randomName("hr")
+	const n, partitions, holdAt = 60, 2, 20
+	createTopic(t, broker, topic, partitions)
+	ehr := startEHR(t)
+
+	var creates atomic.Int64
+	held := make(chan struct{})
+	ehr.BeforeRespond = func(r *http.Request, _ string) {
+		if creates.Add(1) == holdAt {
+			close(held)
+			<-r.Context().Done() // never answer: the bridge gives up when its grace ends
+		}
+	}
+
+	at := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+	var msgs []kafka.Message
+	for i := range n {
+		msgs = append(msgs, reading(fmt.Sprintf("hrm-%d", i%6), fmt.Sprintf("p-%d", i%6), at.Add(time.Duration(i)*time.Second), fmt.Sprint(55+i%40)))
+	}
+	produce(t, broker, topic, msgs...)
+
+	path := writeConfig(t, broker, dsn, route, topic, ehr.URL)
+	logs := &syncBuffer{}
+	stop := startBridge(t, path, logs)
+	select {
+	case <-held:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the bridge never reached reading %d\nlogs:\n%s", holdAt, logs)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("first run returned %v", err)
+	}
+	group := "fhir-bridge." + route
+	if c := committed(t, broker, group, topic, partitions); c >= n {
+		t.Fatalf("first run committed %d offsets; the held reading must not be committed", c)
+	}
+	mid := ehr.Stats().Created
+	if mid < holdAt {
+		t.Fatalf("EHR created %d before the stop, want at least %d", mid, holdAt)
+	}
+
+	stop2 := startBridge(t, path, logs)
+	waitFor(t, 60*time.Second, "all offsets committed after restart", func() bool { return committed(t, broker, group, topic, partitions) == n })
+	if err := stop2(); err != nil {
+		t.Fatalf("second run returned %v", err)
+	}
+
+	byIdent := ehr.CreatesByIdentifier()
+	if len(byIdent) != n {
+		t.Fatalf("EHR holds %d distinct readings, want %d (lost readings)", len(byIdent), n)
+	}
+	for id, c := range byIdent {
+		if c != 1 {
+			t.Errorf("identifier %s created %d times", id, c)
+		}
+	}
+	st := ehr.Stats()
+	if st.Created != n {
+		t.Errorf("EHR created %d Observations, want %d", st.Created, n)
+	}
+	if st.Matched < 1 {
+		t.Errorf("no conditional-create match: the held reading was not redelivered (stats %+v)", st)
+	}
+
+	delivered := map[string]int{}
+	for _, e := range auditEvents(t, dsn, route) {
+		if e.Action == audit.ActionDelivered {
+			delivered[e.Resource]++
+		}
+	}
+	if len(delivered) != n {
+		t.Errorf("audit has delivered events for %d readings, want %d", len(delivered), n)
+	}
+}
+
+// TestRunRejectsBadConfig checks that configuration errors name their field
+// before anything is started.
+func TestRunRejectsBadConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(path, []byte("kafka:\n  brokers: [\"nohost\"]\nroutes:\n  - name: hr\n    destination:\n      fhir:\n        base_url: http://ehr.example.org/fhir\n"), 0o600)
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"fhir-bridge", "run", "--config", path}, func(string) string { return "" }, &out, &out)
+	if err == nil {
+		t.Fatal("run accepted a bad config")
+	}
+	for _, field := range []string{"kafka.brokers[0]", "audit.dsn", "routes[0].topic", "routes[0].destination.fhir.base_url"} {
+		if !strings.Contains(err.Error(), field) {
+			t.Errorf("error does not name %s:\n%v", field, err)
+		}
+	}
+	if code := exitCode(err, &out); code != 1 {
+		t.Errorf("exit code = %d, want 1", code)
+	}
+}
+
+func TestHelpOnEveryCommand(t *testing.T) {
+	for _, cmd := range []string{"run", "demo", "version"} {
+		var out bytes.Buffer
+		err := run(context.Background(), []string{"fhir-bridge", cmd, "--help"}, func(string) string { return "" }, &out, &out)
+		if err != nil {
+			t.Errorf("%s --help: %v", cmd, err)
+		}
+		if !strings.Contains(out.String(), "Usage: fhir-bridge "+cmd) {
+			t.Errorf("%s --help printed %q", cmd, out.String())
+		}
+	}
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"fhir-bridge", "frobnicate"}, func(string) string { return "" }, &out, &out)
+	if code := exitCode(err, &out); code != 2 {
+		t.Errorf("unknown command: exit code %d, want 2", code)
+	}
+	err = run(context.Background(), []string{"fhir-bridge", "demo", "--rate", "-1"}, func(string) string { return "" }, &out, &out)
+	if code := exitCode(err, &out); code != 2 || !strings.Contains(err.Error(), "--rate") {
+		t.Errorf("demo --rate -1: exit %d, err %v", code, err)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"fhir-bridge", "version"}, func(string) string { return "" }, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "fhir-bridge ") || !strings.Contains(out.String(), "go1.") {
+		t.Errorf("version printed %q", out.String())
+	}
+}
+
+// TestDemo runs the embedded demo briefly; it needs no external service.
+func TestDemo(t *testing.T) {
+	var out syncBuffer
+	args := []string{"fhir-bridge", "demo", "--duration", "3s", "--kafka-addr", "127.0.0.1:0", "--progress", "1s", "--rate", "40", "--devices", "4"}
+	if err := run(context.Background(), args, func(string) string { return "" }, &out, &out); err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	last := lines[len(lines)-1]
+	var received, delivered, dead int64
+	if _, err := fmt.Sscanf(last, "received=%d delivered=%d dead_lettered=%d", &received, &delivered, &dead); err != nil {
+		t.Fatalf("last line %q: %v", last, err)
+	}
+	if delivered == 0 || delivered != received || dead != 0 {
+		t.Fatalf("last line %q: want delivered == received > 0 and dead_lettered = 0", last)
+	}
+	if want := fmt.Sprintf("received=%d delivered=%d dead_lettered=%d", received, delivered, dead); last != want {
+		t.Fatalf("last line %q is not exactly %q", last, want)
+	}
+	var progress int
+	for _, l := range lines {
+		if strings.HasPrefix(l, "demo: t=") {
+			progress++
+		}
+	}
+	if progress == 0 {
+		t.Errorf("no progress lines in:\n%s", out.String())
+	}
+}
