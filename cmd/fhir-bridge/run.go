@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -16,6 +17,10 @@ import (
 	"github.com/fhir-bridge/fhir-bridge/bridge/audit"
 	"github.com/fhir-bridge/fhir-bridge/fhir"
 )
+
+// stdin is where commands read "-"; run's signature keeps to the streams
+// the pipeline needs, and commands that read input are the exception.
+var stdin io.Reader = os.Stdin
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
 var version = ""
@@ -28,6 +33,7 @@ Usage:
 Commands:
   run       run the bridge with a configuration file (production)
   demo      run everything in one process: embedded Kafka, simulated devices, sandbox EHR
+  validate  validate a FHIR R4 resource or Bundle and print each issue with its path
   version   print the version
 
 Run "fhir-bridge <command> --help" for a command's flags.
@@ -46,6 +52,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runBridge(ctx, rest, getenv, stdout, stderr)
 	case "demo":
 		return runDemo(ctx, rest, getenv, stdout, stderr)
+	case "validate":
+		return runValidate(ctx, rest, stdin, stdout)
 	case "version":
 		return runVersion(rest, stdout)
 	case "help", "-h", "-help", "--help":
@@ -57,9 +65,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
-// parseFlags parses a subcommand's flags. --help prints to stdout and returns
-// errHelp, which callers turn into a clean exit.
+// parseFlags parses the flags of a subcommand that takes no operands.
 func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	return parseFlagsArgs(fs, args, stdout, 0)
+}
+
+// parseFlagsArgs parses a subcommand's flags and allows up to maxArgs
+// operands. --help prints to stdout and returns errHelp, which callers turn
+// into a clean exit.
+func parseFlagsArgs(fs *flag.FlagSet, args []string, stdout io.Writer, maxArgs int) error {
 	fs.SetOutput(io.Discard)
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
@@ -70,8 +84,8 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
 	if err != nil {
 		return &usageError{fmt.Sprintf("%s: %v", fs.Name(), err)}
 	}
-	if fs.NArg() > 0 {
-		return &usageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
+	if fs.NArg() > maxArgs {
+		return &usageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(maxArgs))}
 	}
 	return nil
 }
