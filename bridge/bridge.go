@@ -29,6 +29,9 @@ func New(cfg Config, sources func(RouteConfig) Source, auditLog AuditLog, codec 
 	for _, rc := range cfg.Routes {
 		client, err := fhir.NewClient(fhir.ClientConfig{BaseURL: rc.Destination.FHIR.BaseURL, Timeout: rc.Destination.FHIR.Timeout})
 		if err != nil {
+			for _, r := range b.routes {
+				r.src.Close()
+			}
 			return nil, fmt.Errorf("route %s: %w", rc.Name, err)
 		}
 		b.routes = append(b.routes, &route{

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -95,7 +96,8 @@ func ParseConfig(data []byte, getenv func(string) string) (Config, error) {
 	var c Config
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true) // a misspelt key is an error, not a silent default
-	if err := dec.Decode(&c); err != nil {
+	// An empty file decodes as io.EOF; let validation name what is missing.
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
 	if v := getenv("FHIR_BRIDGE_AUDIT_DSN"); v != "" {

@@ -24,7 +24,7 @@ func (b backoff) wait(attempt int, err error) time.Duration {
 		d *= 2
 	}
 	d = min(d, b.max)
-	// Half fixed, half random: never zero, never above the cap.
+	// Half fixed, half random: never above the cap.
 	return d/2 + rand.N(d/2+1)
 }
 

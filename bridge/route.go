@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fhir-bridge/fhir-bridge/bridge/audit"
 	"github.com/fhir-bridge/fhir-bridge/fhir"
@@ -111,6 +112,9 @@ func (r *route) handle(ctx context.Context, msg kafka.Message) error {
 	events := []audit.Event{event(audit.ActionReceived, audit.OutcomeSuccess)}
 
 	body, ident, err := r.mapMessage(msg, &base)
+	// The references are known only after mapping; the received event gets
+	// them too, so a search by patient or device finds the whole history.
+	events[0].Device, events[0].Patient, events[0].Resource = base.Device, base.Patient, base.Resource
 	var final audit.Event
 	switch {
 	case err != nil:
@@ -258,11 +262,26 @@ func stage(detail string) string {
 	return detail
 }
 
+// correlationID takes the producer's correlation-id header when it is short
+// printable text; anything else (binary, control bytes) falls back to the
+// source position, so a hostile header cannot poison the audit trail.
 func correlationID(msg kafka.Message) string {
 	for _, h := range msg.Headers {
-		if h.Key == "correlation-id" && len(h.Value) > 0 && len(h.Value) <= 128 {
+		if h.Key == "correlation-id" && len(h.Value) > 0 && len(h.Value) <= 128 && printable(h.Value) {
 			return string(h.Value)
 		}
 	}
 	return msg.Topic + "/" + strconv.Itoa(msg.Partition) + "/" + strconv.FormatInt(msg.Offset, 10)
+}
+
+func printable(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	for _, c := range b {
+		if c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }

@@ -185,9 +185,9 @@ func TestPostgresLargeBatchIsOneTransaction(t *testing.T) {
 
 	// A batch with one bad row stores nothing: the trail never holds half a batch.
 	bad := []Event{sample(1, "atomic"), sample(2, "atomic")}
-	bad[1].Detail = "bad\x00byte" // PostgreSQL text cannot hold NUL
+	bad[1].Partition = 1 << 40 // out of range for the integer column
 	if err := p.Append(ctx, bad...); err == nil {
-		t.Fatal("append with a NUL byte succeeded")
+		t.Fatal("append with an out-of-range partition succeeded")
 	}
 	got, err = p.List(ctx, Filter{Route: "atomic"})
 	if err != nil {
@@ -247,3 +247,21 @@ func TestOpenPostgresUnreachable(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func TestHostileTextIsStored(t *testing.T) {
+	stores(t, func(t *testing.T, s Store) {
+		e := sample(1, "hostile")
+		e.Detail = "map: field \"a\x00b\xff\": unknown field"
+		e.CorrelationID = "\xfe\x00"
+		if err := s.Append(context.Background(), e); err != nil {
+			t.Fatalf("append with NUL and invalid UTF-8: %v", err)
+		}
+		got, err := s.List(context.Background(), Filter{Route: "hostile"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || !strings.HasPrefix(got[0].Detail, "map: field") {
+			t.Fatalf("stored %+v", got)
+		}
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	_ "github.com/lib/pq" // PostgreSQL driver, used only through database/sql
 )
@@ -125,8 +126,9 @@ func (p *Postgres) Append(ctx context.Context, events ...Event) error {
 				q.WriteString("$" + strconv.Itoa(i*eventColumnCount+c+1))
 			}
 			q.WriteByte(')')
-			args = append(args, e.Time.UTC(), e.Action, e.Outcome, e.Actor, e.Route, e.Topic, e.Partition, e.Offset,
-				e.Device, e.Patient, e.Resource, e.Status, e.Location, e.Detail, e.CorrelationID)
+			args = append(args, e.Time.UTC(), text(e.Action), text(e.Outcome), text(e.Actor), text(e.Route), text(e.Topic),
+				e.Partition, e.Offset, text(e.Device), text(e.Patient), text(e.Resource), e.Status, text(e.Location),
+				text(e.Detail), text(e.CorrelationID))
 		}
 		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 			return fmt.Errorf("audit append: %w", err)
@@ -177,3 +179,14 @@ func (p *Postgres) List(ctx context.Context, f Filter) ([]Event, error) {
 
 // Close closes the connection pool.
 func (p *Postgres) Close() error { return p.db.Close() }
+
+// text makes s storable in a PostgreSQL text column: invalid UTF-8 and NUL
+// bytes (which can arrive inside error details quoting vendor input) are
+// replaced. Otherwise one hostile reading would fail its audit write forever
+// and stall its partition.
+func text(s string) string {
+	if utf8.ValidString(s) && !strings.Contains(s, "\x00") {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}

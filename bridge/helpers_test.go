@@ -1,0 +1,233 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fhir-bridge/fhir-bridge/bridge/audit"
+	"github.com/fhir-bridge/fhir-bridge/bridge/bridgetest"
+	"github.com/fhir-bridge/fhir-bridge/fhir"
+	"github.com/fhir-bridge/fhir-bridge/mappers"
+	"github.com/segmentio/kafka-go"
+)
+
+// The fakes satisfy the pipeline's interfaces.
+var (
+	_ Source   = (*bridgetest.Source)(nil)
+	_ Sink     = (*bridgetest.Sink)(nil)
+	_ AuditLog = (*bridgetest.AuditLog)(nil)
+	_ AuditLog = (*audit.Memory)(nil)
+)
+
+const (
+	testRoute = "ward-7"
+	testTopic = "vitals.ward-7"
+	// waitLimit bounds every wait for something the pipeline should do
+	// promptly; reaching it means the test failed, not that it was slow.
+	waitLimit = 10 * time.Second
+)
+
+var (
+	// readingTime is when the test readings were taken.
+	readingTime = time.Date(2026, 11, 25, 10, 15, 0, 0, time.UTC)
+	// clockTime is the route's fixed clock: every audit event carries it.
+	clockTime = time.Date(2026, 11, 25, 10, 16, 30, 0, time.UTC)
+
+	testCodec = sync.OnceValues(fhir.NewCodec)
+)
+
+func codec(t *testing.T) *fhir.Codec {
+	t.Helper()
+	c, err := testCodec()
+	if err != nil {
+		t.Fatalf("fhir.NewCodec: %v", err)
+	}
+	return c
+}
+
+func discardLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// newRoute returns a route wired to the given fakes with a fixed clock, a
+// millisecond backoff and a grace long enough never to expire in a test that
+// does not mean it to.
+func newRoute(t *testing.T, src Source, sink Sink, al AuditLog) *route {
+	t.Helper()
+	return &route{
+		name:     testRoute,
+		src:      src,
+		sink:     sink,
+		audit:    al,
+		codec:    codec(t),
+		idSystem: DefaultIdentifierSystem,
+		log:      discardLog(),
+		stats:    &counters{},
+		backoff:  backoff{initial: time.Millisecond, max: 5 * time.Millisecond},
+		grace:    waitLimit,
+		now:      func() time.Time { return clockTime },
+	}
+}
+
+// running is a route.run in its own goroutine.
+type running struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+// start runs r until the returned handle's cancel is called. The test's
+// cleanup cancels and waits, so no route outlives its test.
+func start(t *testing.T, r *route) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &running{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		h.err = r.run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-h.done:
+		case <-time.After(waitLimit):
+			t.Errorf("route still running %s after the test ended", waitLimit)
+		}
+	})
+	return h
+}
+
+// wait waits for run to return and returns its error.
+func (h *running) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case <-h.done:
+		return h.err
+	case <-time.After(waitLimit):
+		t.Fatalf("route.run did not return within %s", waitLimit)
+		return nil
+	}
+}
+
+// stop cancels the run and requires it to return nil.
+func (h *running) stop(t *testing.T) {
+	t.Helper()
+	h.cancel()
+	if err := h.wait(t); err != nil {
+		t.Fatalf("route.run after cancel = %v, want nil", err)
+	}
+}
+
+// await waits for ch to be closed (or to deliver).
+func await(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(waitLimit):
+		t.Fatalf("timed out after %s waiting for %s", waitLimit, what)
+	}
+}
+
+// signal returns a channel and a function that closes it; the function may
+// be called any number of times.
+func signal() (<-chan struct{}, func()) {
+	ch := make(chan struct{})
+	var once sync.Once
+	return ch, func() { once.Do(func() { close(ch) }) }
+}
+
+// reading returns a valid heart-rate reading of device for patient, taken
+// minutes after readingTime.
+func reading(device, patient string, minutes, bpm int) []byte {
+	return bridgetest.HeartRate(device, patient, readingTime.Add(time.Duration(minutes)*time.Minute), bpm).JSON()
+}
+
+// msg returns a message on testTopic, partition 2.
+func msg(offset int64, value []byte, headers ...kafka.Header) kafka.Message {
+	return bridgetest.Message(testTopic, 2, offset, value, headers...)
+}
+
+// key returns the reading's deterministic key, as the mappers compute it.
+func key(t *testing.T, value []byte) string {
+	t.Helper()
+	m, err := mappers.ParseNative(value)
+	if err != nil {
+		t.Fatalf("test reading does not parse: %v", err)
+	}
+	return m.Key()
+}
+
+// baseEvent is the part of every audit event of m that is known on receipt.
+func baseEvent(m kafka.Message) audit.Event {
+	return audit.Event{
+		Time:          clockTime,
+		Actor:         audit.ActorSystem,
+		Route:         testRoute,
+		Topic:         m.Topic,
+		Partition:     m.Partition,
+		Offset:        m.Offset,
+		CorrelationID: bridgetest.MsgPos(m),
+	}
+}
+
+// withRefs adds the device, patient and resource references of a mapped reading.
+func withRefs(e audit.Event, device, patient, k string) audit.Event {
+	e.Device, e.Patient, e.Resource = "Device/"+device, "Patient/"+patient, DefaultIdentifierSystem+"|"+k
+	return e
+}
+
+func ev(e audit.Event, action, outcome string) audit.Event {
+	e.Action, e.Outcome = action, outcome
+	return e
+}
+
+// withoutReceivedRefs blanks the references of "received" events, which the
+// route does not fill today; TestHandleReceivedEventCarriesReferences covers
+// them separately so the other tests hold whichever way that is decided.
+func withoutReceivedRefs(events []audit.Event) []audit.Event {
+	out := make([]audit.Event, len(events))
+	for i, e := range events {
+		if e.Action == audit.ActionReceived {
+			e.Device, e.Patient, e.Resource = "", "", ""
+		}
+		out[i] = e
+	}
+	return out
+}
+
+// checkCommits requires that src committed exactly the positions want, in
+// order, each once and successfully.
+func checkCommits(t *testing.T, src *bridgetest.Source, want ...string) {
+	t.Helper()
+	if want == nil {
+		want = []string{}
+	}
+	diff(t, "commit attempts", append([]string{}, src.AttemptedPositions()...), want)
+	diff(t, "successful commits", append([]string{}, src.CommittedPositions()...), want)
+}
+
+// diff reports got != want with both values in full.
+func diff[T any](t *testing.T, what string, got, want T) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s:\n got: %s\nwant: %s", what, show(got), show(want))
+	}
+}
+
+func show(v any) string {
+	switch v := v.(type) {
+	case []audit.Event:
+		var b strings.Builder
+		for _, e := range v {
+			fmt.Fprintf(&b, "\n  %+v", e)
+		}
+		return b.String()
+	case []string:
+		return "\n  " + strings.Join(v, "\n  ")
+	}
+	return fmt.Sprintf("%+v", v)
+}
