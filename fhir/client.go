@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // ContentType is the FHIR JSON media type. The charset is explicit because
@@ -157,7 +159,12 @@ func (e *TransportError) Unwrap() error { return e.Err }
 // Temporary reports true unless the request was cancelled by its caller.
 func (e *TransportError) Temporary() bool { return !errors.Is(e.Err, context.Canceled) }
 
+// maxRetryAfterSeconds is the largest delta-seconds a time.Duration holds.
+const maxRetryAfterSeconds = math.MaxInt64 / int64(time.Second)
+
 // parseRetryAfter reads delta-seconds or an HTTP-date; unusable values give 0.
+// A delay too long for a time.Duration saturates, as time.Time.Sub does for
+// a far-future date, instead of wrapping around.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
@@ -166,6 +173,9 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	if n, err := strconv.Atoi(v); err == nil {
 		if n < 0 {
 			return 0
+		}
+		if int64(n) > maxRetryAfterSeconds {
+			return math.MaxInt64
 		}
 		return time.Duration(n) * time.Second
 	}
@@ -177,7 +187,8 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 
 // outcomeText flattens an OperationOutcome body into "severity code: text"
 // items. Anything else yields at most a short prefix of the body, so errors
-// stay readable and bounded.
+// stay readable and bounded. The text is valid UTF-8 without NUL bytes: it
+// ends up in logs and in the audit trail, and PostgreSQL text rejects both.
 func outcomeText(body []byte) string {
 	var oo struct {
 		ResourceType string `json:"resourceType"`
@@ -192,9 +203,13 @@ func outcomeText(body []byte) string {
 		} `json:"issue"`
 	}
 	if err := json.Unmarshal(body, &oo); err != nil || oo.ResourceType != "OperationOutcome" {
-		s := strings.TrimSpace(string(body))
+		s := printable(strings.TrimSpace(string(body)))
 		if len(s) > 200 {
-			s = s[:200] + "..."
+			cut := 200
+			for !utf8.RuneStart(s[cut]) {
+				cut--
+			}
+			s = s[:cut] + "..."
 		}
 		return s
 	}
@@ -213,7 +228,12 @@ func outcomeText(body []byte) string {
 		}
 		parts = append(parts, p)
 	}
-	return strings.Join(parts, "; ")
+	return printable(strings.Join(parts, "; "))
+}
+
+// printable replaces invalid UTF-8 and NUL bytes with U+FFFD.
+func printable(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 // IfNoneExistIdentifier renders the If-None-Exist search for a token

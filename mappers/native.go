@@ -79,6 +79,11 @@ func ParseNative(data []byte) (Measurement, error) {
 	if err != nil {
 		return Measurement{}, &FieldError{Field: "time", Reason: "must be RFC 3339 with a UTC offset, e.g. 2026-11-25T10:15:00Z"}
 	}
+	// RFC 3339 allows year 0000 and offsets up to ±23:59; a FHIR dateTime
+	// does not, and an EHR would reject the Observation.
+	if _, off := t.Zone(); t.Year() < 1 || off < -14*3600 || off > 14*3600 {
+		return Measurement{}, &FieldError{Field: "time", Reason: "not a valid FHIR dateTime: the year must be 0001 or later and the UTC offset between -14:00 and +14:00"}
+	}
 	if r.Value == "" {
 		return Measurement{}, &FieldError{Field: "value", Reason: "missing"}
 	}
