@@ -166,7 +166,10 @@ func (r *route) mapMessage(msg kafka.Message, base *audit.Event) ([]byte, string
 	if err != nil {
 		return nil, "", err
 	}
-	base.Device, base.Patient = "Device/"+m.DeviceID, "Patient/"+m.PatientID
+	base.Device = "Device/" + m.Device.ID
+	if m.Subject.Type == "Patient" {
+		base.Patient = m.Subject.Reference()
+	}
 	base.Resource = r.idSystem + "|" + m.Key()
 	obs, err := mappers.Observation(m, r.idSystem)
 	if err != nil {

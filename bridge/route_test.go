@@ -171,7 +171,7 @@ func TestRouteRejectsBadPayloads(t *testing.T) {
 		{"empty payload", nil, "empty or truncated JSON"},
 		{"unknown kind", bridgetest.Reading{Kind: "blood-sugar", Device: "hrm-1", Patient: patient, Time: "2026-11-25T10:15:00Z", Value: 5, Unit: "mmol/L"}.JSON(), `field "kind": unknown kind "blood-sugar"`},
 		{"missing kind", bridgetest.Reading{Device: "hrm-1", Patient: patient, Time: "2026-11-25T10:15:00Z", Value: 72}.JSON(), `field "kind": missing`},
-		{"value out of range", bridgetest.HeartRate("hrm-1", patient, readingTime, 500).JSON(), `field "value": 500 outside the plausible range`},
+		{"value out of range", bridgetest.HeartRate("hrm-1", patient, readingTime, 500).JSON(), `field "value": 500 /min outside the plausible range`},
 		{"negative value", bridgetest.HeartRate("hrm-1", patient, readingTime, -1).JSON(), `field "value"`},
 		{"missing device", bridgetest.Reading{Kind: "heart-rate", Patient: patient, Time: "2026-11-25T10:15:00Z", Value: 72}.JSON(), `field "device": missing`},
 		{"missing patient", bridgetest.Reading{Kind: "heart-rate", Device: "hrm-1", Time: "2026-11-25T10:15:00Z", Value: 72}.JSON(), `field "patient": missing`},

@@ -75,6 +75,11 @@ func DeviceRef(id string) *dtpb.Reference {
 	return &dtpb.Reference{Reference: &dtpb.Reference_DeviceId{DeviceId: &dtpb.ReferenceId{Value: id}}}
 }
 
+// LocationRef returns a literal reference Location/<id>.
+func LocationRef(id string) *dtpb.Reference {
+	return &dtpb.Reference{Reference: &dtpb.Reference_LocationId{LocationId: &dtpb.ReferenceId{Value: id}}}
+}
+
 // DateTime returns a dateTime with the instant and UTC offset of t, at
 // microsecond precision when t has sub-second digits and second precision
 // otherwise. The offset is kept so the EHR shows the device's local time.

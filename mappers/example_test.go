@@ -42,7 +42,7 @@ func ExampleObservation() {
 	}
 	fmt.Println(string(b))
 	// Output:
-	// {"category":[{"coding":[{"code":"vital-signs","display":"Vital Signs","system":"http://terminology.hl7.org/CodeSystem/observation-category"}]}],"code":{"coding":[{"code":"8867-4","display":"Heart rate","system":"http://loinc.org"}]},"device":{"reference":"Device/hrm-0001"},"effectiveDateTime":"2026-11-25T10:15:00+01:00","identifier":[{"system":"https://github.com/fhir-bridge/fhir-bridge/sid/observation-key","value":"4cb8bb4b490180a3000ab68444383bfcf60e94d77f4505817c09a7cdde51a4c6"}],"meta":{"profile":["http://hl7.org/fhir/StructureDefinition/heartrate","http://hl7.org/fhir/StructureDefinition/vitalsigns"]},"resourceType":"Observation","status":"final","subject":{"reference":"Patient/example-patient-1"},"valueQuantity":{"code":"/min","system":"http://unitsofmeasure.org","unit":"/min","value":72}}
+	// {"category":[{"coding":[{"code":"vital-signs","display":"Vital Signs","system":"http://terminology.hl7.org/CodeSystem/observation-category"}]}],"code":{"coding":[{"code":"8867-4","display":"Heart rate","system":"http://loinc.org"},{"code":"149546","display":"MDC_PULS_RATE_NON_INV","system":"urn:iso:std:iso:11073:10101"}]},"device":{"reference":"Device/hrm-0001"},"effectiveDateTime":"2026-11-25T10:15:00+01:00","identifier":[{"system":"https://github.com/fhir-bridge/fhir-bridge/sid/observation-key","value":"8d86062735e0bb6c55eb1ca341b4ffffa1c78d0afdf58ac9c7a98524566d855b"}],"interpretation":[{"coding":[{"code":"N","display":"Normal","system":"http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"}]}],"meta":{"profile":["http://hl7.org/fhir/StructureDefinition/heartrate","http://hl7.org/fhir/StructureDefinition/vitalsigns"]},"referenceRange":[{"high":{"code":"/min","system":"http://unitsofmeasure.org","unit":"/min","value":100},"low":{"code":"/min","system":"http://unitsofmeasure.org","unit":"/min","value":60}}],"resourceType":"Observation","status":"final","subject":{"reference":"Patient/example-patient-1"},"valueQuantity":{"code":"/min","system":"http://unitsofmeasure.org","unit":"/min","value":72}}
 }
 
 // A reading that cannot be mapped is refused with the field and the reason,
@@ -52,5 +52,5 @@ func ExampleParseNative_refused() {
 		`"time":"2026-11-25T10:15:00Z","value":401}`))
 	fmt.Println(err)
 	// Output:
-	// field "value": 401 outside the plausible range 0-400 /min for heart-rate
+	// field "value": 401 /min outside the plausible range 0 to 400 /min for heart-rate
 }

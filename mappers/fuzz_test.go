@@ -87,8 +87,8 @@ func FuzzParseNative(f *testing.F) {
 		if _, ok := mappers.Lookup(m.Kind); !ok {
 			t.Fatalf("ParseNative(%q): kind %q not in the catalogue", data, m.Kind)
 		}
-		if !fhirIDPattern.MatchString(m.DeviceID) || !fhirIDPattern.MatchString(m.PatientID) {
-			t.Fatalf("ParseNative(%q): device %q / patient %q are not FHIR ids", data, m.DeviceID, m.PatientID)
+		if !fhirIDPattern.MatchString(m.Device.ID) || !fhirIDPattern.MatchString(m.Subject.ID) {
+			t.Fatalf("ParseNative(%q): device %q / patient %q are not FHIR ids", data, m.Device.ID, m.Subject.ID)
 		}
 		if again, err := mappers.ParseNative(data); err != nil || again.Key() != m.Key() {
 			t.Fatalf("ParseNative(%q) is not deterministic: %v", data, err)

@@ -1,9 +1,11 @@
 // Package mappers turns vendor device payloads into the bridge's canonical
-// Measurement and a Measurement into a FHIR R4 Observation that follows the
-// vital-signs profiles (LOINC codes, UCUM units). Mapping is pure and
-// deterministic: no I/O, no clock, no random ids, so the same payload always
-// gives byte-identical output and a redelivered reading gets the same
-// Observation identifier, which the destination uses to deduplicate.
+// Measurement, and a Measurement into a FHIR R4 Observation that follows the
+// vital-signs profiles (LOINC codes, UCUM units, IEEE 11073 MDC codings), a
+// PHD-style Device resource, and the OBX rows of an IHE PCD-01 ORU^R01.
+//
+// Mapping is pure and deterministic: no I/O, no clock, no random ids, so the
+// same payload always gives the same output and a redelivered reading gets
+// the same Observation identifier, which the destination uses to deduplicate.
 package mappers
 
 import (
@@ -13,32 +15,94 @@ import (
 	"time"
 )
 
-// Measurement is one reading from one device, in canonical form.
+// Measurement is one reading from one device, in canonical form: values are
+// already in the catalogue unit of their kind.
 type Measurement struct {
-	// Kind is the catalogue key, e.g. "heart-rate".
-	Kind string
-	// DeviceID is the FHIR logical id of the reporting Device.
-	DeviceID string
-	// PatientID is the FHIR logical id of the Patient the reading is about.
-	PatientID string
-	// Time is when the reading was taken, in the device's UTC offset.
+	// Kind is the catalogue key, e.g. "heart-rate" or "blood-pressure".
+	Kind   string
+	Device Device
+	// Subject is who or what the reading is about: a Patient for vital signs,
+	// a Device or Location for cold-chain and device-health readings.
+	Subject Subject
+	// Time is when the reading was taken (or the start of its period), in the
+	// device's UTC offset.
 	Time time.Time
-	// Value is the decimal literal as the device sent it, so precision is kept.
+	// End is the end of the reading's period; zero for a point reading.
+	End time.Time
+	// Value is a decimal literal in Unit; empty for panels and absent values.
 	Value string
-	// Unit is the UCUM code of Value, already normalised to the catalogue unit.
+	// Unit is the UCUM code of Value.
 	Unit string
+	// Absent is a data-absent-reason code, set when there is no Value.
+	Absent string
+	// Components are the parts of a panel, e.g. systolic and diastolic.
+	Components []Component
+	// Status is the FHIR Observation status; empty means "final".
+	Status     string
+	Provenance Provenance
+}
+
+// Device identifies the reporting device.
+type Device struct {
+	// ID is the FHIR logical id of the Device at the destination.
+	ID           string
+	Serial       string
+	EUI64        string // 16 hex digits, any case, with or without separators
+	MAC          string // 12 hex digits (EUI-48)
+	Model        string
+	Manufacturer string
+}
+
+// Subject is a reference by logical id, or a patient by business identifier.
+type Subject struct {
+	Type string // "Patient", "Device" or "Location"
+	ID   string // logical id; empty when Identifier is used
+	// IdentifierSystem and IdentifierValue identify a patient by business
+	// identifier (e.g. an MRN) when the logical id is unknown.
+	IdentifierSystem string
+	IdentifierValue  string
+}
+
+// Reference renders the subject as "Type/id", or "Type?identifier=sys|val".
+func (s Subject) Reference() string {
+	if s.ID != "" {
+		return s.Type + "/" + s.ID
+	}
+	return s.Type + "?identifier=" + s.IdentifierSystem + "|" + s.IdentifierValue
+}
+
+// Component is one part of a panel reading.
+type Component struct {
+	Kind   string // catalogue key, e.g. "systolic"
+	Value  string // decimal literal in the component's catalogue unit
+	Unit   string
+	Absent string // data-absent-reason code when Value is empty
+}
+
+// Provenance records where a reading came from, for the audit trail.
+type Provenance struct {
+	Route     string
+	Topic     string
+	Partition int
+	Offset    int64
+	Template  string // template (type name) that produced the reading
 }
 
 // Key is the deterministic identity of the reading: the same physical reading
 // always yields the same key, whichever route or bridge instance carries it
-// and however often it is redelivered. It hashes device, patient, code and
+// and however often it is redelivered. It hashes device, subject, code and
 // effective time (the PHD IG's conditionalCreate recipe, minus the PHD-owned
 // system), so no patient identifier appears in the identifier value.
+// See docs/adr/0001-observation-identifier.md.
 func (m Measurement) Key() string {
 	v, _ := Lookup(m.Kind)
 	h := sha256.New()
-	// Fields are length-prefixed so "ab"+"c" and "a"+"bc" differ.
-	for _, part := range []string{m.DeviceID, m.PatientID, v.LOINC, m.Time.UTC().Format(time.RFC3339Nano)} {
+	parts := []string{m.Device.ID, m.Subject.Reference(), v.Code.System + "|" + v.Code.Code, m.Time.UTC().Format(time.RFC3339Nano)}
+	if !m.End.IsZero() {
+		parts = append(parts, m.End.UTC().Format(time.RFC3339Nano))
+	}
+	// Length-prefixed so "ab"+"c" and "a"+"bc" differ.
+	for _, part := range parts {
 		fmt.Fprintf(h, "%d:%s;", len(part), part)
 	}
 	return hex.EncodeToString(h.Sum(nil))

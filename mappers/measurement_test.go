@@ -14,12 +14,11 @@ import (
 
 func baseMeasurement() mappers.Measurement {
 	return mappers.Measurement{
-		Kind:      "heart-rate",
-		DeviceID:  "hrm-0001",
-		PatientID: "synthetic-patient-1",
-		Time:      time.Date(2026, 11, 25, 10, 15, 0, 0, time.UTC),
-		Value:     "72",
-		Unit:      "/min",
+		Kind:   "heart-rate",
+		Device: mappers.Device{ID: "hrm-0001"}, Subject: mappers.Subject{Type: "Patient", ID: "synthetic-patient-1"},
+		Time:  time.Date(2026, 11, 25, 10, 15, 0, 0, time.UTC),
+		Value: "72",
+		Unit:  "/min",
 	}
 }
 
@@ -49,7 +48,7 @@ func TestKeyDeterministic(t *testing.T) {
 	if a.Key() != k {
 		t.Errorf("parsed key %s differs from the key of the equal Measurement %s", a.Key(), k)
 	}
-	if strings.Contains(k, m.PatientID) || strings.Contains(k, m.DeviceID) {
+	if strings.Contains(k, m.Subject.ID) || strings.Contains(k, m.Device.ID) {
 		t.Errorf("key %q carries an identifier in clear", k)
 	}
 }
@@ -61,8 +60,8 @@ func TestKeyIdentity(t *testing.T) {
 		mod  func(*mappers.Measurement)
 		same bool
 	}{
-		{name: "other device", mod: func(m *mappers.Measurement) { m.DeviceID = "hrm-0002" }},
-		{name: "other patient", mod: func(m *mappers.Measurement) { m.PatientID = "synthetic-patient-2" }},
+		{name: "other device", mod: func(m *mappers.Measurement) { m.Device.ID = "hrm-0002" }},
+		{name: "other patient", mod: func(m *mappers.Measurement) { m.Subject.ID = "synthetic-patient-2" }},
 		{name: "other kind", mod: func(m *mappers.Measurement) { m.Kind = "not-in-catalogue" }},
 		{name: "one second later", mod: func(m *mappers.Measurement) { m.Time = m.Time.Add(time.Second) }},
 		{name: "one microsecond later", mod: func(m *mappers.Measurement) { m.Time = m.Time.Add(time.Microsecond) }},
@@ -71,12 +70,12 @@ func TestKeyIdentity(t *testing.T) {
 			name: "characters moved between device and patient",
 			mod: func(m *mappers.Measurement) {
 				// "hrm-0001"+"synthetic-patient-1" == "hrm-0001s"+"ynthetic-patient-1"
-				m.DeviceID, m.PatientID = "hrm-0001s", "ynthetic-patient-1"
+				m.Device.ID, m.Subject.ID = "hrm-0001s", "ynthetic-patient-1"
 			},
 		},
 		{
 			name: "device and patient swapped",
-			mod:  func(m *mappers.Measurement) { m.DeviceID, m.PatientID = m.PatientID, m.DeviceID },
+			mod:  func(m *mappers.Measurement) { m.Device.ID, m.Subject.ID = m.Subject.ID, m.Device.ID },
 		},
 		{
 			name: "same instant at +05:30",
@@ -149,11 +148,11 @@ func TestObservation(t *testing.T) {
 	if diff := cmp.Diff([]string{"http://hl7.org/fhir/StructureDefinition/heartrate", fhir.ProfileVitalSigns}, profiles); diff != "" {
 		t.Errorf("meta.profile (-want +got):\n%s", diff)
 	}
-	if got := obs.GetSubject().GetPatientId().GetValue(); got != m.PatientID {
-		t.Errorf("subject Patient/%s, want Patient/%s", got, m.PatientID)
+	if got := obs.GetSubject().GetPatientId().GetValue(); got != m.Subject.ID {
+		t.Errorf("subject Patient/%s, want Patient/%s", got, m.Subject.ID)
 	}
-	if got := obs.GetDevice().GetDeviceId().GetValue(); got != m.DeviceID {
-		t.Errorf("device Device/%s, want Device/%s", got, m.DeviceID)
+	if got := obs.GetDevice().GetDeviceId().GetValue(); got != m.Device.ID {
+		t.Errorf("device Device/%s, want Device/%s", got, m.Device.ID)
 	}
 	q := obs.GetValue().GetQuantity()
 	if q.GetValue().GetValue() != "72" || q.GetCode().GetValue() != "/min" || q.GetSystem().GetValue() != fhir.SystemUCUM {
@@ -205,25 +204,39 @@ func TestCatalogue(t *testing.T) {
 			t.Errorf("Lookup(%q) = %+v, %v", k, v, ok)
 			continue
 		}
-		if v.LOINC == "" || v.UCUM == "" || v.Profile == "" || v.Display == "" {
-			t.Errorf("%s: incomplete entry %+v", k, v)
+		if v.Code.System == "" || v.Code.Code == "" || v.Code.Display == "" {
+			t.Errorf("%s: incomplete code %+v", k, v.Code)
 		}
-		if v.Min >= v.Max {
-			t.Errorf("%s: plausible range %g-%g is empty", k, v.Min, v.Max)
+		if len(v.Components) > 0 {
+			for _, c := range v.Components {
+				if _, ok := mappers.Lookup(c); !ok {
+					t.Errorf("%s: component %q not in the catalogue", k, c)
+				}
+			}
+			continue
+		}
+		if v.Unit.UCUM == "" {
+			t.Errorf("%s: no unit", k)
+		}
+		if v.Plausible[0] >= v.Plausible[1] {
+			t.Errorf("%s: plausible range %v is empty", k, v.Plausible)
 		}
 		found := false
-		for _, a := range v.Aliases {
-			found = found || a == v.UCUM
+		for _, a := range v.AcceptedUnits() {
+			found = found || a == v.Unit.UCUM
 		}
 		if !found {
-			t.Errorf("%s: the UCUM unit %q is not among the accepted spellings %q", k, v.UCUM, v.Aliases)
+			t.Errorf("%s: the UCUM unit %q is not among the accepted spellings %q", k, v.Unit.UCUM, v.AcceptedUnits())
+		}
+		if v.Category == "vital-signs" && len(v.Profiles) == 0 {
+			t.Errorf("%s: vital sign without a profile", k)
 		}
 	}
 	if _, ok := mappers.Lookup("no-such-kind"); ok {
 		t.Error("Lookup of an unknown kind succeeded")
 	}
 	hr, _ := mappers.Lookup("heart-rate")
-	if hr.LOINC != "8867-4" || hr.UCUM != "/min" || hr.Profile != "http://hl7.org/fhir/StructureDefinition/heartrate" {
+	if hr.Code.Code != "8867-4" || hr.Unit.UCUM != "/min" || hr.Profiles[0] != "http://hl7.org/fhir/StructureDefinition/heartrate" {
 		t.Errorf("heart-rate entry %+v does not match the R4 heartrate profile", hr)
 	}
 }

@@ -2,6 +2,7 @@ package mappers_test
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -58,7 +59,7 @@ var sameTime = cmp.Comparer(func(a, b time.Time) bool {
 func TestParseNative(t *testing.T) {
 	at := time.Date(2026, 11, 25, 10, 15, 0, 0, time.UTC)
 	want := func(value string, mods ...func(*mappers.Measurement)) mappers.Measurement {
-		m := mappers.Measurement{Kind: "heart-rate", DeviceID: "hrm-0001", PatientID: "synthetic-patient-1", Time: at, Value: value, Unit: "/min"}
+		m := mappers.Measurement{Kind: "heart-rate", Device: mappers.Device{ID: "hrm-0001"}, Subject: mappers.Subject{Type: "Patient", ID: "synthetic-patient-1"}, Time: at, Value: value, Unit: "/min"}
 		for _, f := range mods {
 			f(&m)
 		}
@@ -116,13 +117,13 @@ func TestParseNative(t *testing.T) {
 			name: "64-character ids",
 			in:   reading("device", `"`+strings.Repeat("d", 64)+`"`, "patient", `"`+strings.Repeat("P", 64)+`"`),
 			want: want("72", func(m *mappers.Measurement) {
-				m.DeviceID, m.PatientID = strings.Repeat("d", 64), strings.Repeat("P", 64)
+				m.Device.ID, m.Subject.ID = strings.Repeat("d", 64), strings.Repeat("P", 64)
 			}),
 		},
 		{
 			name: "ids with dots and dashes",
 			in:   reading("device", `"a.b-C.9"`, "patient", `"-.-"`),
-			want: want("72", func(m *mappers.Measurement) { m.DeviceID, m.PatientID = "a.b-C.9", "-.-" }),
+			want: want("72", func(m *mappers.Measurement) { m.Device.ID, m.Subject.ID = "a.b-C.9", "-.-" }),
 		},
 		{
 			name: "year 0001 is a valid FHIR year",
@@ -158,9 +159,11 @@ func TestParseNativeErrors(t *testing.T) {
 		field  string
 		reason string // substring of FieldError.Reason
 	}{
-		{name: "missing kind", in: reading("kind", "-"), field: "kind", reason: "missing; one of heart-rate"},
+		{name: "missing kind", in: reading("kind", "-"), field: "kind", reason: "missing; one of battery-level, blood-glucose"},
 		{name: "empty kind", in: reading("kind", `""`), field: "kind", reason: "missing"},
-		{name: "unknown kind", in: reading("kind", `"blood-pressure"`), field: "kind", reason: `unknown kind "blood-pressure"; one of heart-rate`},
+		{name: "unknown kind", in: reading("kind", `"blood-sugar"`), field: "kind", reason: `unknown kind "blood-sugar"; one of battery-level`},
+		{name: "component kind as a reading", in: reading("kind", `"systolic"`), field: "kind", reason: `"systolic" is a component of a panel`},
+		{name: "panel with a value", in: reading("kind", `"blood-pressure"`), field: "value", reason: "blood-pressure is a panel"},
 		{name: "kind of the wrong case", in: reading("kind", `"Heart-Rate"`), field: "kind", reason: "unknown kind"},
 		{name: "kind not a string", in: reading("kind", `7`), field: "kind", reason: "must be a string, got number"},
 		{name: "missing device", in: reading("device", "-"), field: "device", reason: "missing"},
@@ -187,11 +190,11 @@ func TestParseNativeErrors(t *testing.T) {
 		{name: "value a string with a unit", in: reading("value", `"72 bpm"`), field: "value", reason: "not a number"},
 		{name: "value a boolean", in: reading("value", `true`), field: "value", reason: "must be a number, got bool"},
 		{name: "value an object", in: reading("value", `{"v":72}`), field: "value", reason: "must be a number, got object"},
-		{name: "value below the plausible range", in: reading("value", `-1`), field: "value", reason: "-1 outside the plausible range 0-400 /min for heart-rate"},
-		{name: "value above the plausible range", in: reading("value", `401`), field: "value", reason: "401 outside the plausible range 0-400 /min"},
+		{name: "value below the plausible range", in: reading("value", `-1`), field: "value", reason: "-1 /min outside the plausible range 0 to 400 /min for heart-rate"},
+		{name: "value above the plausible range", in: reading("value", `401`), field: "value", reason: "401 /min outside the plausible range 0 to 400 /min"},
 		{name: "value just above the range", in: reading("value", `400.001`), field: "value", reason: "outside the plausible range"},
 		{name: "value overflowing float64", in: reading("value", `1e400`), field: "value", reason: "not a number"},
-		{name: "bad unit", in: reading("unit", `"mmHg"`), field: "unit", reason: `unit "mmHg" not accepted for heart-rate; use bpm`},
+		{name: "bad unit", in: reading("unit", `"mmHg"`), field: "unit", reason: `unit "mmHg" not accepted for heart-rate; use one of "/min", "1/min", "beats/min", "bpm"`},
 		{name: "unit of the wrong case", in: reading("unit", `"BPM"`), field: "unit", reason: "not accepted"},
 		{name: "unknown field", in: reading("devce", `"hrm-0001"`), field: "devce", reason: "unknown field"},
 		{name: "malformed JSON", in: []byte(`{"kind":"heart-rate",}`), field: "", reason: "malformed JSON at byte"},
@@ -221,7 +224,7 @@ func TestParseNativeErrors(t *testing.T) {
 			if !strings.Contains(fe.Reason, tt.reason) {
 				t.Errorf("Reason %q lacks %q", fe.Reason, tt.reason)
 			}
-			if m != (mappers.Measurement{}) {
+			if !reflect.DeepEqual(m, mappers.Measurement{}) {
 				t.Errorf("Measurement %+v returned with an error, want zero", m)
 			}
 		})
@@ -260,7 +263,7 @@ func TestParseNativeErrorsOmitIdentifiers(t *testing.T) {
 		{"value not a number", with("value", `"abc"`)},
 		{"value wrong type", with("value", `[72]`)},
 		{"bad unit", with("unit", `"mmHg"`)},
-		{"unknown kind", with("kind", `"blood-pressure"`)},
+		{"unknown kind", with("kind", `"blood-sugar"`)},
 		{"unknown field", with("devce", `"x"`)},
 		{"trailing data", append(with(), " }"...)},
 		{"malformed", append(with()[:len(with())-1], `,}`...)},

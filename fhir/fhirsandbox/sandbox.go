@@ -29,7 +29,7 @@ type Stats struct {
 	Posts    int // create requests received
 	Created  int // resources created (201)
 	Matched  int // conditional creates that matched an existing resource (200)
-	Rejected int // requests answered 4xx
+	Rejected int // create requests answered 4xx
 }
 
 // Server is an http.Handler serving [base]/[type] and [base]/[type]/[id].
