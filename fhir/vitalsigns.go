@@ -33,7 +33,7 @@ func CheckVitalSigns(o *observationpb.Observation) []Issue {
 			add("Observation.code.coding["+itoa(i)+"].system", "missing")
 		}
 	}
-	if o.GetSubject().GetPatientId() == nil {
+	if s := o.GetSubject(); s.GetPatientId() == nil && (s.GetType().GetValue() != "Patient" || s.GetIdentifier().GetValue().GetValue() == "") {
 		add("Observation.subject", "must reference a Patient")
 	}
 	if o.GetEffective().GetDateTime() == nil && o.GetEffective().GetPeriod() == nil {

@@ -61,8 +61,8 @@ type Vital struct {
 	Components []string
 	// Subjects lists the allowed subject types; the first is the default.
 	Subjects []string
-	// Period says readings cover an interval (effectivePeriod), e.g. a step
-	// total, rather than an instant.
+	// Period says readings usually cover an interval, e.g. a step total: give
+	// "end" and the Observation gets effectivePeriod.
 	Period bool
 
 	accept map[string]conversion
@@ -128,13 +128,13 @@ var catalogue = map[string]Vital{
 		Kind: "heart-rate", Code: loinc("8867-4", "Heart rate"), MDC: mdc("149546", "MDC_PULS_RATE_NON_INV"),
 		Category: "vital-signs", Profiles: []string{coreProfile + "heartrate", coreProfile + "vitalsigns"},
 		Unit: perMin, Plausible: [2]float64{0, 400}, Normal: &Range{Low: f(60), High: f(100)},
-		accept: alias("/min", "bpm", "beats/min", "{beats}/min", "1/min"),
+		accept: alias("/min", "bpm", "beats/min", "{beats}/min", "1/min", "count/min"),
 	},
 	"respiratory-rate": {
 		Kind: "respiratory-rate", Code: loinc("9279-1", "Respiratory rate"), MDC: mdc("151562", "MDC_RESP_RATE"),
 		Category: "vital-signs", Profiles: []string{coreProfile + "resprate", coreProfile + "vitalsigns"},
 		Unit: respMin, Plausible: [2]float64{0, 150}, Normal: &Range{Low: f(12), High: f(20)},
-		accept: alias("/min", "breaths/min", "{breaths}/min", "rpm", "1/min"),
+		accept: alias("/min", "breaths/min", "{breaths}/min", "rpm", "1/min", "breaths/minute", "count/min"),
 	},
 	"spo2": {
 		Kind: "spo2", Code: loinc("2708-6", "Oxygen saturation in Arterial blood"),
@@ -199,7 +199,7 @@ var catalogue = map[string]Vital{
 	},
 	"step-count": {
 		Kind: "step-count", Code: loinc("55423-8", "Number of steps"), Category: "activity",
-		Unit: steps, Plausible: [2]float64{0, 200000}, Period: true, accept: alias("{steps}", "steps", "{count}"),
+		Unit: steps, Plausible: [2]float64{0, 200000}, Period: true, accept: alias("{steps}", "steps", "{count}", "count"),
 	},
 	"fridge-temperature": {
 		Kind: "fridge-temperature", Code: bridgeCode("fridge-temperature", "Storage unit air temperature"),

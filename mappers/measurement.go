@@ -38,8 +38,31 @@ type Measurement struct {
 	// Components are the parts of a panel, e.g. systolic and diastolic.
 	Components []Component
 	// Status is the FHIR Observation status; empty means "final".
-	Status     string
+	Status string
+	// Custom describes a reading outside the catalogue (Kind is KindCustom),
+	// as a template defines it.
+	Custom     *Custom
 	Provenance Provenance
+}
+
+// KindCustom marks a reading whose codes come from its template rather than
+// the catalogue.
+const KindCustom = "custom"
+
+// Custom is a reading outside the catalogue, defined by a template (a MedTech
+// FHIR mapping with its own codes, e.g. heart-rate variability). Its
+// Observation carries the template's codes and categories and claims no
+// profile; values are written as the template says, without unit checks.
+type Custom struct {
+	Codes    []Code
+	Category []Code
+	// ValueType is "Quantity" (default), "String" or "CodeableConcept".
+	ValueType string
+	// Unit, UnitSystem and UnitCode describe a Quantity's unit as given.
+	Unit, UnitSystem, UnitCode string
+	// ValueCodes is the value of a CodeableConcept reading.
+	ValueCodes []Code
+	ValueText  string
 }
 
 // Device identifies the reporting device.
@@ -95,9 +118,9 @@ type Provenance struct {
 // system), so no patient identifier appears in the identifier value.
 // See docs/adr/0001-observation-identifier.md.
 func (m Measurement) Key() string {
-	v, _ := Lookup(m.Kind)
+	code := m.code()
 	h := sha256.New()
-	parts := []string{m.Device.ID, m.Subject.Reference(), v.Code.System + "|" + v.Code.Code, m.Time.UTC().Format(time.RFC3339Nano)}
+	parts := []string{m.Device.ID, m.Subject.Reference(), code.System + "|" + code.Code, m.Time.UTC().Format(time.RFC3339Nano)}
 	if !m.End.IsZero() {
 		parts = append(parts, m.End.UTC().Format(time.RFC3339Nano))
 	}
@@ -106,4 +129,13 @@ func (m Measurement) Key() string {
 		fmt.Fprintf(h, "%d:%s;", len(part), part)
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// code is the reading's primary code.
+func (m Measurement) code() Code {
+	if m.Kind == KindCustom && m.Custom != nil && len(m.Custom.Codes) > 0 {
+		return m.Custom.Codes[0]
+	}
+	v, _ := Lookup(m.Kind)
+	return v.Code
 }

@@ -119,6 +119,18 @@ func ParseNative(data []byte) (Measurement, error) {
 	return in.Measurement()
 }
 
+// Native maps payloads in the native JSON format: one reading per payload.
+type Native struct{}
+
+// Map parses payload with ParseNative.
+func (Native) Map(payload []byte) ([]Measurement, error) {
+	m, err := ParseNative(payload)
+	if err != nil {
+		return nil, err
+	}
+	return []Measurement{m}, nil
+}
+
 // Input is a reading as extracted from a payload by the native format or a
 // template, before checking and unit conversion. All values are text.
 type Input struct {
@@ -189,9 +201,6 @@ func (in Input) Measurement() (Measurement, error) {
 		if m.End.Before(m.Time) {
 			return Measurement{}, &FieldError{Field: "end", Reason: "before time"}
 		}
-	}
-	if v.Period && m.End.IsZero() {
-		return Measurement{}, &FieldError{Field: "end", Reason: "required: " + v.Kind + " covers a period (time to end)"}
 	}
 
 	switch in.Status {

@@ -7,7 +7,9 @@ import (
 	"github.com/fhir-bridge/fhir-bridge/fhir"
 	codespb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/codes_go_proto"
 	dtpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
+	crpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
 	observationpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/observation_go_proto"
+	"google.golang.org/protobuf/proto"
 )
 
 const systemInterpretation = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
@@ -34,6 +36,9 @@ var statusCodes = map[string]codespb.ObservationStatusCode_Value{
 // passes fhir.CheckVitalSigns.
 func Observation(m Measurement, identifierSystem string) (*observationpb.Observation, error) {
 	v, ok := Lookup(m.Kind)
+	if m.Kind == KindCustom && m.Custom != nil {
+		v, ok = m.Custom.vital(), true
+	}
 	if !ok {
 		return nil, &FieldError{Field: "kind", Reason: fmt.Sprintf("unknown kind %q", clip(m.Kind))}
 	}
@@ -59,6 +64,11 @@ func Observation(m Measurement, identifierSystem string) (*observationpb.Observa
 	if v.Category != "" {
 		o.Category = []*dtpb.CodeableConcept{fhir.Concept(fhir.Coding(fhir.SystemObservationCategory, v.Category, categoryDisplay[v.Category]))}
 	}
+	if m.Kind == KindCustom && m.Custom != nil {
+		for _, c := range m.Custom.Category {
+			o.Category = append(o.Category, fhir.Concept(fhir.Coding(c.System, c.Code, c.Display)))
+		}
+	}
 	if m.End.IsZero() {
 		o.Effective = &observationpb.Observation_EffectiveX{Choice: &observationpb.Observation_EffectiveX_DateTime{DateTime: fhir.DateTime(m.Time)}}
 	} else {
@@ -74,6 +84,8 @@ func Observation(m Measurement, identifierSystem string) (*observationpb.Observa
 			}
 			o.Component = append(o.Component, oc)
 		}
+	case m.Kind == KindCustom && m.Custom != nil && (m.Value != "" || m.Custom.ValueType == "CodeableConcept"):
+		o.Value = m.Custom.value(m.Value)
 	case m.Value != "":
 		o.Value = &observationpb.Observation_ValueX{Choice: &observationpb.Observation_ValueX_Quantity{Quantity: fhir.Quantity(m.Value, v.Unit.UCUM)}}
 		o.Interpretation, o.ReferenceRange = judge(v, m.Value)
@@ -169,4 +181,64 @@ func subjectRef(s Subject) *dtpb.Reference {
 	default:
 		return fhir.PatientRef(s.ID)
 	}
+}
+
+// vital presents a custom reading's codes as a catalogue entry without
+// profile, category, unit checks or ranges.
+func (c *Custom) vital() Vital {
+	v := Vital{Kind: KindCustom}
+	if len(c.Codes) > 0 {
+		v.Code, v.Extra = c.Codes[0], c.Codes[1:]
+	}
+	return v
+}
+
+func (c *Custom) value(text string) *observationpb.Observation_ValueX {
+	switch c.ValueType {
+	case "String":
+		return &observationpb.Observation_ValueX{Choice: &observationpb.Observation_ValueX_StringValue{StringValue: &dtpb.String{Value: text}}}
+	case "CodeableConcept":
+		cc := &dtpb.CodeableConcept{}
+		for _, code := range c.ValueCodes {
+			cc.Coding = append(cc.Coding, fhir.Coding(code.System, code.Code, code.Display))
+		}
+		if c.ValueText != "" {
+			cc.Text = &dtpb.String{Value: c.ValueText}
+		}
+		return &observationpb.Observation_ValueX{Choice: &observationpb.Observation_ValueX_CodeableConcept{CodeableConcept: cc}}
+	default:
+		q := &dtpb.Quantity{Value: &dtpb.Decimal{Value: text}}
+		if c.Unit != "" {
+			q.Unit = &dtpb.String{Value: c.Unit}
+		}
+		if c.UnitSystem != "" && c.UnitCode != "" {
+			q.System, q.Code = &dtpb.Uri{Value: c.UnitSystem}, &dtpb.Code{Value: c.UnitCode}
+		}
+		return &observationpb.Observation_ValueX{Choice: &observationpb.Observation_ValueX_Quantity{Quantity: q}}
+	}
+}
+
+// Bundle maps readings to a collection Bundle: each reading's Observation in
+// order, then one Device per device seen. Every Observation that claims a
+// vital-signs profile is checked against its rules first.
+func Bundle(ms []Measurement, identifierSystem string) (*crpb.Bundle, error) {
+	var obs, devices []proto.Message
+	seen := map[string]bool{}
+	for i, m := range ms {
+		o, err := Observation(m, identifierSystem)
+		if err != nil {
+			return nil, fmt.Errorf("reading %d: %w", i, err)
+		}
+		if fhir.ClaimsVitalSigns(o) {
+			if issues := fhir.CheckVitalSigns(o); len(issues) > 0 {
+				return nil, fmt.Errorf("reading %d: %w", i, &fhir.ValidationError{Issues: issues})
+			}
+		}
+		obs = append(obs, o)
+		if !seen[m.Device.ID] {
+			seen[m.Device.ID] = true
+			devices = append(devices, DeviceResource(m.Device))
+		}
+	}
+	return fhir.CollectionBundle(append(obs, devices...)...)
 }

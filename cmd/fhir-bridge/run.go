@@ -33,6 +33,7 @@ Usage:
 Commands:
   run       run the bridge with a configuration file (production)
   demo      run everything in one process: embedded Kafka, simulated devices, sandbox EHR
+  map       map one payload with the native format or templates; print FHIR or HL7
   validate  validate a FHIR R4 resource or Bundle and print each issue with its path
   version   print the version
 
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runBridge(ctx, rest, getenv, stdout, stderr)
 	case "demo":
 		return runDemo(ctx, rest, getenv, stdout, stderr)
+	case "map":
+		return runMap(ctx, rest, stdin, stdout)
 	case "validate":
 		return runValidate(ctx, rest, stdin, stdout)
 	case "version":
