@@ -34,7 +34,15 @@ func New(cfg Config, sources func(RouteConfig) Source, auditLog AuditLog, codec 
 			}
 			return nil, fmt.Errorf("route %s: %w", rc.Name, err)
 		}
+		mapper, err := LoadMapper(rc.Templates, MapperOptions{DefaultPatientID: rc.DefaultPatient})
+		if err != nil {
+			for _, r := range b.routes {
+				r.src.Close()
+			}
+			return nil, fmt.Errorf("route %s: %w", rc.Name, err)
+		}
 		b.routes = append(b.routes, &route{
+			mapper:   mapper,
 			name:     rc.Name,
 			src:      sources(rc),
 			sink:     client,

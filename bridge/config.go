@@ -52,8 +52,16 @@ type RouteConfig struct {
 	// Topic is the Kafka topic the route consumes. Required.
 	Topic string `yaml:"topic"`
 	// GroupID is the route's consumer group. Default: "fhir-bridge." + Name.
-	GroupID     string            `yaml:"group_id"`
-	Destination DestinationConfig `yaml:"destination"`
+	GroupID string `yaml:"group_id"`
+	// Templates are the mapping files for the route's payloads. None: the
+	// native JSON format (docs/native-format.md). Two JSON files: a MedTech
+	// device mapping and FHIR mapping. A native YAML template (docs/templates.md).
+	Templates []string `yaml:"templates"`
+	// DefaultPatient is the patient id for MedTech measurements whose
+	// template has no patientIdExpression. Default: none (such readings are
+	// rejected).
+	DefaultPatient string            `yaml:"default_patient"`
+	Destination    DestinationConfig `yaml:"destination"`
 }
 
 // DestinationConfig names where a route delivers. Exactly one kind is set.

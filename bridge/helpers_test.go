@@ -63,6 +63,7 @@ func newRoute(t *testing.T, src Source, sink Sink, al AuditLog) *route {
 		src:      src,
 		sink:     sink,
 		audit:    al,
+		mapper:   mappers.Native{},
 		codec:    codec(t),
 		idSystem: DefaultIdentifierSystem,
 		log:      discardLog(),

@@ -47,6 +47,7 @@ type route struct {
 	src      Source
 	sink     Sink
 	audit    AuditLog
+	mapper   Mapper
 	codec    *fhir.Codec
 	idSystem string
 	log      *slog.Logger
@@ -89,9 +90,9 @@ func graceContext(parent context.Context, grace time.Duration) (context.Context,
 	return ctx, func() { stop(); cancel() }
 }
 
-// handle takes one message to a final state (delivered or rejected), records
-// it durably and commits its offset. It returns an error only if the message
-// must not be committed.
+// handle takes one message to a final state (every reading in it delivered
+// or rejected), records it durably and commits its offset. It returns an
+// error only if the message must not be committed.
 func (r *route) handle(ctx context.Context, msg kafka.Message) error {
 	work, cancel := graceContext(ctx, r.grace)
 	defer cancel()
@@ -104,85 +105,120 @@ func (r *route) handle(ctx context.Context, msg kafka.Message) error {
 		Offset:        msg.Offset,
 		CorrelationID: correlationID(msg),
 	}
-	event := func(action, outcome string) audit.Event {
-		e := base
+	event := func(ref audit.Event, action, outcome string) audit.Event {
+		e := ref
 		e.Time, e.Action, e.Outcome = r.now(), action, outcome
 		return e
 	}
-	events := []audit.Event{event(audit.ActionReceived, audit.OutcomeSuccess)}
+	received := event(base, audit.ActionReceived, audit.OutcomeSuccess)
+	events := []audit.Event{received}
 
-	body, ident, err := r.mapMessage(msg, &base)
-	// The references are known only after mapping; the received event gets
-	// them too, so a search by patient or device finds the whole history.
-	events[0].Device, events[0].Patient, events[0].Resource = base.Device, base.Patient, base.Resource
-	var final audit.Event
-	switch {
-	case err != nil:
-		final = event(audit.ActionRejected, audit.OutcomeFailure)
-		final.Detail = "map: " + err.Error()
-	default:
-		events = append(events, event(audit.ActionMapped, audit.OutcomeSuccess))
-		res, err := r.deliver(ctx, work, msg, body, ident)
+	readings, err := r.mapMessage(msg, base)
+	rejected := 0
+	var status int
+	var detail string
+	if err != nil {
+		e := event(base, audit.ActionRejected, audit.OutcomeFailure)
+		e.Detail = "map: " + err.Error()
+		events = append(events, e)
+		rejected, detail = 1, e.Detail
+	} else {
+		// The references are known only after mapping; the received event
+		// gets the first reading's, so a search by patient or device finds the
+		// whole history.
+		events[0].Device, events[0].Patient, events[0].Resource = readings[0].ref.Device, readings[0].ref.Patient, readings[0].ref.Resource
+	}
+	for _, rd := range readings {
+		events = append(events, event(rd.ref, audit.ActionMapped, audit.OutcomeSuccess))
+		res, err := r.deliver(ctx, work, msg, rd.body, rd.ifNoneExist)
 		if err != nil && !errors.Is(err, errPermanent) {
 			return err
 		}
 		if err != nil {
-			final = event(audit.ActionRejected, audit.OutcomeFailure)
-			final.Detail = "deliver: " + err.Error()
+			e := event(rd.ref, audit.ActionRejected, audit.OutcomeFailure)
+			e.Detail = "deliver: " + err.Error()
 			var se *fhir.StatusError
 			if errors.As(err, &se) {
-				final.Status = se.Status
+				e.Status = se.Status
 			}
-		} else {
-			final = event(audit.ActionDelivered, audit.OutcomeSuccess)
-			final.Status, final.Location = res.Status, res.Location
+			events = append(events, e)
+			rejected++
+			status, detail = e.Status, e.Detail
+			continue
 		}
+		e := event(rd.ref, audit.ActionDelivered, audit.OutcomeSuccess)
+		e.Status, e.Location = res.Status, res.Location
+		events = append(events, e)
 	}
-	events = append(events, final)
 
 	if err := r.record(ctx, work, events); err != nil {
 		return err
 	}
 	if err := r.src.CommitMessages(work, msg); err != nil {
-		// Not fatal: the reading is delivered and audited; a redelivery after
-		// a rebalance is absorbed by conditional create.
+		// Not fatal: the readings are delivered and audited; a redelivery
+		// after a rebalance is absorbed by conditional create.
 		r.log.Warn("commit failed; the message may be redelivered", "route", r.name,
 			"topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", err)
 	}
-	if final.Action == audit.ActionDelivered {
+	if rejected == 0 {
 		r.stats.delivered.Add(1)
 	} else {
 		r.stats.deadLettered.Add(1)
 		r.log.Warn("reading rejected", "route", r.name, "topic", msg.Topic, "partition", msg.Partition,
-			"offset", msg.Offset, "status", final.Status, "stage", stage(final.Detail))
+			"offset", msg.Offset, "readings", len(readings), "rejected", rejected, "status", status, "stage", stage(detail))
 	}
 	return nil
 }
 
-// mapMessage turns a payload into the Observation's JSON and its If-None-Exist
-// search, and fills the audit references. Errors name the field at fault.
-func (r *route) mapMessage(msg kafka.Message, base *audit.Event) ([]byte, string, error) {
-	m, err := mappers.ParseNative(msg.Value)
+// mapped is one Observation ready to deliver, with its audit references.
+type mapped struct {
+	body        []byte
+	ifNoneExist string
+	ref         audit.Event // base event with Device, Patient and Resource set
+}
+
+// mapMessage turns a payload into the readings' Observation JSON and
+// If-None-Exist searches. Errors name the field at fault; a message whose
+// payload cannot be mapped in full is rejected whole.
+func (r *route) mapMessage(msg kafka.Message, base audit.Event) ([]mapped, error) {
+	ms, err := r.mapper.Map(msg.Value)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	base.Device = "Device/" + m.Device.ID
-	if m.Subject.Type == "Patient" {
-		base.Patient = m.Subject.Reference()
+	if len(ms) == 0 {
+		return nil, errors.New("no reading in the payload matched the route's templates")
 	}
-	base.Resource = r.idSystem + "|" + m.Key()
-	obs, err := mappers.Observation(m, r.idSystem)
-	if err != nil {
-		return nil, "", err
+	out := make([]mapped, 0, len(ms))
+	for i, m := range ms {
+		ref := base
+		ref.Device = "Device/" + m.Device.ID
+		if m.Subject.Type == "Patient" {
+			ref.Patient = m.Subject.Reference()
+		}
+		ref.Resource = r.idSystem + "|" + m.Key()
+		obs, err := mappers.Observation(m, r.idSystem)
+		if err != nil {
+			return nil, readingErr(i, len(ms), err)
+		}
+		if fhir.ClaimsVitalSigns(obs) {
+			if issues := fhir.CheckVitalSigns(obs); len(issues) > 0 {
+				return nil, readingErr(i, len(ms), &fhir.ValidationError{Issues: issues})
+			}
+		}
+		body, err := r.codec.Encode(obs)
+		if err != nil {
+			return nil, readingErr(i, len(ms), err)
+		}
+		out = append(out, mapped{body: body, ifNoneExist: fhir.IfNoneExistIdentifier(r.idSystem, m.Key()), ref: ref})
 	}
-	if issues := fhir.CheckVitalSigns(obs); len(issues) > 0 {
-		return nil, "", &fhir.ValidationError{Issues: issues}
+	return out, nil
+}
+
+func readingErr(i, n int, err error) error {
+	if n == 1 {
+		return err
 	}
-	body, err := r.codec.Encode(obs)
-	if err != nil {
-		return nil, "", err
-	}
-	return body, fhir.IfNoneExistIdentifier(r.idSystem, m.Key()), nil
+	return fmt.Errorf("reading %d of %d: %w", i+1, n, err)
 }
 
 var errPermanent = errors.New("permanent failure")
