@@ -26,10 +26,17 @@ build:
 
 # Rewrite golden files after an intended output change; review the diff.
 golden:
-	$(GO) test ./mappers/... -run Golden -update
+	$(GO) test ./mappers/... ./hl7/... -run Golden -update
 
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParseNative -fuzztime=$(FUZZTIME) ./mappers
 	$(GO) test -run='^$$' -fuzz=FuzzOutcomeText -fuzztime=$(FUZZTIME) ./fhir
 	$(GO) test -run='^$$' -fuzz=FuzzParseRetryAfter -fuzztime=$(FUZZTIME) ./fhir
+	$(GO) test -run='^$$' -fuzz=FuzzParseACK -fuzztime=$(FUZZTIME) ./hl7
+	$(GO) test -run='^$$' -fuzz=FuzzReadFrame -fuzztime=$(FUZZTIME) -fuzzminimizetime=1s ./hl7
+	$(GO) test -run='^$$' -fuzz=FuzzEscapeRoundTrip -fuzztime=$(FUZZTIME) -fuzzminimizetime=1s ./hl7
+	$(GO) test -run='^$$' -fuzz=FuzzEncode -fuzztime=$(FUZZTIME) ./hl7
+	$(GO) test -run='^$$' -fuzz=FuzzDeviceTemplateMap -fuzztime=$(FUZZTIME) ./mappers/medtech
+	$(GO) test -run='^$$' -fuzz=FuzzLoadDeviceTemplate -fuzztime=$(FUZZTIME) ./mappers/medtech
+	$(GO) test -run='^$$' -fuzz=FuzzJSONPath -fuzztime=$(FUZZTIME) ./mappers/medtech

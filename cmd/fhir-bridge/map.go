@@ -95,6 +95,28 @@ func mapBundle(codec *fhir.Codec, ms []mappers.Measurement, idSystem string) ([]
 	return buf.Bytes(), nil
 }
 
+// writeHL7 prints the ORU^R01 messages for the readings. Segments end with a
+// newline here so a terminal shows them; on the wire (MLLP) they end with CR.
 func writeHL7(w io.Writer, ms []mappers.Measurement) error {
-	return fmt.Errorf("map: --format hl7 is not available yet")
+	msgs, err := mappers.ORU(ms, mappers.ORUOptions{})
+	if err != nil {
+		return fmt.Errorf("map: %w", err)
+	}
+	var buf []byte
+	for i, m := range msgs {
+		if i > 0 {
+			buf = append(buf, '\n')
+		}
+		start := len(buf)
+		if buf, err = m.Append(buf); err != nil {
+			return fmt.Errorf("map: message %d: %w", i, err)
+		}
+		for j := start; j < len(buf); j++ {
+			if buf[j] == '\r' {
+				buf[j] = '\n'
+			}
+		}
+	}
+	_, err = w.Write(buf)
+	return err
 }
