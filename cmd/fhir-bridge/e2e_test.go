@@ -409,7 +409,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 }
 
 func TestHelpOnEveryCommand(t *testing.T) {
-	for _, cmd := range []string{"run", "demo", "version"} {
+	for _, cmd := range []string{"run", "demo", "map", "validate", "version"} {
 		var out bytes.Buffer
 		err := run(context.Background(), []string{"fhir-bridge", cmd, "--help"}, func(string) string { return "" }, &out, &out)
 		if err != nil {
