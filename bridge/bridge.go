@@ -22,9 +22,23 @@ type Bridge struct {
 	log    *slog.Logger
 }
 
-// New builds the routes of cfg. sources returns the Source of a route (see
-// NewKafkaSource); the Bridge closes each one when Run returns.
-func New(cfg Config, sources func(RouteConfig) Source, auditLog AuditLog, codec *fhir.Codec, log *slog.Logger) (*Bridge, error) {
+// Deps are what a Bridge is built from besides its configuration.
+type Deps struct {
+	// Sources returns the Source of a route (see NewKafkaSource). Required.
+	Sources func(RouteConfig) Source
+	// DeadLetters returns the dead-letter sink of a route (see
+	// NewDeadLetterWriter). Nil: rejected messages are recorded in the audit
+	// trail only.
+	DeadLetters func(RouteConfig) DeadLetterSink
+	Audit       AuditLog
+	Codec       *fhir.Codec
+	Log         *slog.Logger
+}
+
+// New builds the routes of cfg. The Bridge closes every source and
+// dead-letter sink when Run returns.
+func New(cfg Config, d Deps) (*Bridge, error) {
+	log := d.Log
 	b := &Bridge{stats: &counters{}, log: log}
 	for _, rc := range cfg.Routes {
 		client, err := fhir.NewClient(fhir.ClientConfig{BaseURL: rc.Destination.FHIR.BaseURL, Timeout: rc.Destination.FHIR.Timeout})
@@ -44,10 +58,10 @@ func New(cfg Config, sources func(RouteConfig) Source, auditLog AuditLog, codec 
 		b.routes = append(b.routes, &route{
 			mapper:   mapper,
 			name:     rc.Name,
-			src:      sources(rc),
+			src:      d.Sources(rc),
 			sink:     client,
-			audit:    auditLog,
-			codec:    codec,
+			audit:    d.Audit,
+			codec:    d.Codec,
 			idSystem: cfg.IdentifierSystem,
 			log:      log,
 			stats:    b.stats,
@@ -55,6 +69,10 @@ func New(cfg Config, sources func(RouteConfig) Source, auditLog AuditLog, codec 
 			grace:    cfg.ShutdownGrace,
 			now:      time.Now,
 		})
+		if d.DeadLetters != nil {
+			r := b.routes[len(b.routes)-1]
+			r.dlq, r.dlqTopic = d.DeadLetters(rc), rc.DeadLetterTopic
+		}
 	}
 	return b, nil
 }
@@ -82,6 +100,11 @@ func (b *Bridge) Run(ctx context.Context) error {
 	for _, r := range b.routes {
 		if err := r.src.Close(); err != nil {
 			b.log.Warn("closing source", "route", r.name, "err", err)
+		}
+		if r.dlq != nil {
+			if err := r.dlq.Close(); err != nil {
+				b.log.Warn("closing dead-letter writer", "route", r.name, "err", err)
+			}
 		}
 	}
 	return errors.Join(errs...)

@@ -48,12 +48,12 @@ routes:
 	if err != nil {
 		t.Fatalf("ParseConfig: %v", err)
 	}
-	f.b, err = New(cfg, func(rc RouteConfig) Source {
+	f.b, err = New(cfg, Deps{Sources: func(rc RouteConfig) Source {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.seen = append(f.seen, rc)
 		return sources[rc.Name]
-	}, f.audit, codec(t), discardLog())
+	}, Audit: f.audit, Codec: codec(t), Log: discardLog()})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -171,7 +171,7 @@ func TestNewRejectsABadDestination(t *testing.T) {
 		Name: "bad", Topic: "vitals",
 		Destination: DestinationConfig{FHIR: &FHIRDestination{BaseURL: "ehr.example.org/fhir"}},
 	}}}
-	_, err := New(cfg, func(RouteConfig) Source { return bridgetest.NewSource() }, audit.NewMemory(), codec(t), discardLog())
+	_, err := New(cfg, Deps{Sources: func(RouteConfig) Source { return bridgetest.NewSource() }, Audit: audit.NewMemory(), Codec: codec(t), Log: discardLog()})
 	if err == nil || !strings.Contains(err.Error(), "route bad") {
 		t.Errorf("New = %v, want an error naming route bad", err)
 	}

@@ -53,6 +53,9 @@ type RouteConfig struct {
 	Topic string `yaml:"topic"`
 	// GroupID is the route's consumer group. Default: "fhir-bridge." + Name.
 	GroupID string `yaml:"group_id"`
+	// DeadLetterTopic receives the messages the route rejects, with headers
+	// saying why. Default: Topic + ".dead-letter".
+	DeadLetterTopic string `yaml:"dead_letter_topic"`
 	// Templates are the mapping files for the route's payloads. None: the
 	// native JSON format (docs/native-format.md). Two JSON files: a MedTech
 	// device mapping and FHIR mapping. A native YAML template (docs/templates.md).
@@ -137,6 +140,9 @@ func (c *Config) SetDefaults() {
 		if r.GroupID == "" && r.Name != "" {
 			r.GroupID = "fhir-bridge." + r.Name
 		}
+		if r.DeadLetterTopic == "" && r.Topic != "" {
+			r.DeadLetterTopic = r.Topic + ".dead-letter"
+		}
 		if r.Destination.FHIR != nil && r.Destination.FHIR.Timeout == 0 {
 			r.Destination.FHIR.Timeout = 10 * time.Second
 		}
@@ -198,6 +204,10 @@ func (c Config) Validate() error {
 			bad(p+".topic", "required")
 		} else if !topicName.MatchString(r.Topic) {
 			bad(p+".topic", "%q is not a valid Kafka topic name", r.Topic)
+		}
+		// A default derived from a bad topic would only repeat the topic's error.
+		if r.DeadLetterTopic != "" && topicName.MatchString(r.Topic) && (!topicName.MatchString(r.DeadLetterTopic) || r.DeadLetterTopic == r.Topic) {
+			bad(p+".dead_letter_topic", "%q must be a valid Kafka topic name other than the source topic", r.DeadLetterTopic)
 		}
 		if r.GroupID != "" && groups[r.GroupID] {
 			bad(p+".group_id", "%q is used by another route; each route needs its own consumer group", r.GroupID)

@@ -48,6 +48,8 @@ type route struct {
 	sink     Sink
 	audit    AuditLog
 	mapper   Mapper
+	dlq      DeadLetterSink // nil: rejected messages are only audited
+	dlqTopic string
 	codec    *fhir.Codec
 	idSystem string
 	log      *slog.Logger
@@ -113,15 +115,18 @@ func (r *route) handle(ctx context.Context, msg kafka.Message) error {
 	received := event(base, audit.ActionReceived, audit.OutcomeSuccess)
 	events := []audit.Event{received}
 
+	started := r.now()
 	readings, err := r.mapMessage(msg, base)
 	rejected := 0
 	var status int
 	var detail string
+	dl := deadLetter{first: started, attempts: 1}
 	if err != nil {
 		e := event(base, audit.ActionRejected, audit.OutcomeFailure)
 		e.Detail = "map: " + err.Error()
 		events = append(events, e)
 		rejected, detail = 1, e.Detail
+		dl.stage, dl.reason, dl.err = "map", "invalid-payload", err.Error()
 	} else {
 		// The references are known only after mapping; the received event
 		// gets the first reading's, so a search by patient or device finds the
@@ -130,7 +135,7 @@ func (r *route) handle(ctx context.Context, msg kafka.Message) error {
 	}
 	for _, rd := range readings {
 		events = append(events, event(rd.ref, audit.ActionMapped, audit.OutcomeSuccess))
-		res, err := r.deliver(ctx, work, msg, rd.body, rd.ifNoneExist)
+		res, attempts, err := r.deliver(ctx, work, msg, rd.body, rd.ifNoneExist)
 		if err != nil && !errors.Is(err, errPermanent) {
 			return err
 		}
@@ -144,6 +149,11 @@ func (r *route) handle(ctx context.Context, msg kafka.Message) error {
 			events = append(events, e)
 			rejected++
 			status, detail = e.Status, e.Detail
+			dl.stage, dl.err, dl.device, dl.attempts = "deliver", err.Error(), rd.ref.Device, max(dl.attempts, attempts)
+			dl.reason = "permanent"
+			if e.Status != 0 {
+				dl.reason = "http-" + strconv.Itoa(e.Status)
+			}
 			continue
 		}
 		e := event(rd.ref, audit.ActionDelivered, audit.OutcomeSuccess)
@@ -151,6 +161,20 @@ func (r *route) handle(ctx context.Context, msg kafka.Message) error {
 		events = append(events, e)
 	}
 
+	if rejected > 0 && r.dlq != nil {
+		dl.last = r.now()
+		if dl.device == "" && len(readings) > 0 {
+			dl.device = readings[0].ref.Device
+		}
+		if err := r.retry(ctx, "dead-letter write", func() error {
+			return r.dlq.WriteMessages(work, dl.record(r.name, msg))
+		}); err != nil {
+			return err
+		}
+		e := event(base, audit.ActionDeadLettered, audit.OutcomeFailure)
+		e.Location, e.Detail = r.dlqTopic, dl.stage+": "+dl.reason
+		events = append(events, e)
+	}
 	if err := r.record(ctx, work, events); err != nil {
 		return err
 	}
@@ -224,30 +248,31 @@ func readingErr(i, n int, err error) error {
 var errPermanent = errors.New("permanent failure")
 
 // deliver posts until the sink accepts, refuses for good (errPermanent), or
-// the route stops (errStopped). Between attempts the partition waits: later
-// readings of the same device must not overtake this one.
-func (r *route) deliver(ctx, work context.Context, msg kafka.Message, body []byte, ident string) (fhir.Result, error) {
+// the route stops (errStopped), and says how many attempts it took. Between
+// attempts the partition waits: later readings of the same device must not
+// overtake this one.
+func (r *route) deliver(ctx, work context.Context, msg kafka.Message, body []byte, ident string) (fhir.Result, int, error) {
 	for attempt := 1; ; attempt++ {
 		res, err := r.sink.Create(work, "Observation", body, ident)
 		if err == nil {
-			return res, nil
+			return res, attempt, nil
 		}
 		if work.Err() != nil {
 			// Our own stop cut the request short; that says nothing about the reading.
-			return fhir.Result{}, errStopped
+			return fhir.Result{}, attempt, errStopped
 		}
 		if !temporary(err) {
-			return fhir.Result{}, fmt.Errorf("%w: %w", errPermanent, err)
+			return fhir.Result{}, attempt, fmt.Errorf("%w: %w", errPermanent, err)
 		}
 		if ctx.Err() != nil {
-			return fhir.Result{}, errStopped
+			return fhir.Result{}, attempt, errStopped
 		}
 		r.stats.retries.Add(1)
 		wait := r.backoff.wait(attempt, err)
 		r.log.Warn("delivery failed; retrying", "route", r.name, "topic", msg.Topic, "partition", msg.Partition,
 			"offset", msg.Offset, "attempt", attempt, "wait", wait, "status", statusOf(err))
 		if !sleep(ctx, wait) {
-			return fhir.Result{}, errStopped
+			return fhir.Result{}, attempt, errStopped
 		}
 	}
 }
@@ -255,8 +280,16 @@ func (r *route) deliver(ctx, work context.Context, msg kafka.Message, body []byt
 // record appends events, retrying while the audit store is unreachable: an
 // offset is never committed without its audit trail.
 func (r *route) record(ctx, work context.Context, events []audit.Event) error {
+	return r.retry(ctx, "audit write", func() error { return r.audit.Append(work, events...) })
+}
+
+// retry runs op until it succeeds or the route stops, backing off between
+// attempts. It is for the bridge's own infrastructure (audit store,
+// dead-letter topic): their failures are never the reading's fault, so the
+// partition waits rather than skipping anything.
+func (r *route) retry(ctx context.Context, what string, op func() error) error {
 	for attempt := 1; ; attempt++ {
-		err := r.audit.Append(work, events...)
+		err := op()
 		if err == nil {
 			return nil
 		}
@@ -264,7 +297,7 @@ func (r *route) record(ctx, work context.Context, events []audit.Event) error {
 			return errStopped
 		}
 		wait := r.backoff.wait(attempt, nil)
-		r.log.Warn("audit write failed; retrying", "route", r.name, "attempt", attempt, "wait", wait, "err", err)
+		r.log.Warn(what+" failed; retrying", "route", r.name, "attempt", attempt, "wait", wait, "err", err)
 		if !sleep(ctx, wait) {
 			return errStopped
 		}

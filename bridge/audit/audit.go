@@ -17,6 +17,11 @@ const (
 	ActionMapped    = "mapped"
 	ActionDelivered = "delivered"
 	ActionRejected  = "rejected"
+	// ActionDeadLettered: the message was written to the route's dead-letter
+	// topic (Location names it).
+	ActionDeadLettered = "dead-lettered"
+	// ActionReplayed: a dead letter was re-injected into its source topic.
+	ActionReplayed = "replayed"
 )
 
 // Outcomes.

@@ -46,7 +46,7 @@ type Result struct {
 // Duration or when ctx ends, then lets the pipeline finish what was produced
 // (bounded), so the final counts add up.
 func Run(ctx context.Context, o Options, out io.Writer) (Result, error) {
-	cluster, err := kfake.NewCluster(kfake.Ports(o.KafkaPort), kfake.SeedTopics(4, o.Topic))
+	cluster, err := kfake.NewCluster(kfake.Ports(o.KafkaPort), kfake.SeedTopics(4, o.Topic, o.Topic+".dead-letter"))
 	if err != nil {
 		return Result{}, fmt.Errorf("demo: embedded Kafka on 127.0.0.1:%d: %w (is another broker running? try --kafka-port 0)", o.KafkaPort, err)
 	}
@@ -80,9 +80,13 @@ func Run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 	}
 	cfg.SetDefaults()
 	store := audit.NewMemory()
-	b, err := bridge.New(cfg, func(rc bridge.RouteConfig) bridge.Source {
-		return bridge.NewKafkaSource(cfg.Kafka.Brokers, rc, o.Log)
-	}, store, codec, o.Log)
+	b, err := bridge.New(cfg, bridge.Deps{
+		Sources: func(rc bridge.RouteConfig) bridge.Source { return bridge.NewKafkaSource(cfg.Kafka.Brokers, rc, o.Log) },
+		DeadLetters: func(rc bridge.RouteConfig) bridge.DeadLetterSink {
+			return bridge.NewDeadLetterWriter(cfg.Kafka.Brokers, rc.DeadLetterTopic)
+		},
+		Audit: store, Codec: codec, Log: o.Log,
+	})
 	if err != nil {
 		return Result{}, err
 	}

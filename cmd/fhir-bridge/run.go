@@ -151,9 +151,13 @@ func runBridge(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	b, err := bridge.New(cfg, func(rc bridge.RouteConfig) bridge.Source {
-		return bridge.NewKafkaSource(cfg.Kafka.Brokers, rc, log)
-	}, store, codec, log)
+	b, err := bridge.New(cfg, bridge.Deps{
+		Sources: func(rc bridge.RouteConfig) bridge.Source { return bridge.NewKafkaSource(cfg.Kafka.Brokers, rc, log) },
+		DeadLetters: func(rc bridge.RouteConfig) bridge.DeadLetterSink {
+			return bridge.NewDeadLetterWriter(cfg.Kafka.Brokers, rc.DeadLetterTopic)
+		},
+		Audit: store, Codec: codec, Log: log,
+	})
 	if err != nil {
 		return err
 	}
