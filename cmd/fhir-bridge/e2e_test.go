@@ -296,7 +296,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	for k, actions := range byOffset {
 		s := strings.Join(actions, ",")
-		if s != "received,mapped,delivered" && s != "received,rejected" {
+		if s != "received,mapped,delivered" && s != "received,rejected,dead-lettered" {
 			t.Errorf("message %s audit actions = %s", k, s)
 		}
 	}
@@ -467,5 +467,98 @@ func TestDemo(t *testing.T) {
 	}
 	if progress == 0 {
 		t.Errorf("no progress lines in:\n%s", out.String())
+	}
+}
+
+// TestDeadLetterAndReplay: a reading the EHR refuses (422) and a malformed one
+// land in the route's dead-letter topic with their reasons while the stream
+// goes on; after the EHR is fixed, replaying the refused one delivers it once.
+func TestDeadLetterAndReplay(t *testing.T) {
+	broker := kafkaAddr(t)
+	dsn := audittest.DSN(t)
+	topic, route := randomName("dlq"), randomName("hr")
+	createTopic(t, broker, topic, 2)
+	createTopic(t, broker, topic+".dead-letter", 1)
+	ehr := startEHR(t)
+	var refuse atomic.Bool
+	refuse.Store(true)
+	ehr.Reject = func(body []byte) (int, string) {
+		if refuse.Load() && bytes.Contains(body, []byte("hrm-refused")) {
+			return http.StatusUnprocessableEntity, "device not registered"
+		}
+		return 0, ""
+	}
+	at := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	produce(t, broker, topic,
+		reading("hrm-ok-1", "p-1", at, "70"),
+		reading("hrm-refused", "p-2", at, "71"),
+		reading("hrm-bad", "p-3", at, "900"),
+		reading("hrm-ok-2", "p-4", at, "72"),
+	)
+	path := writeConfig(t, broker, dsn, route, topic, ehr.URL)
+	group := "fhir-bridge." + route
+	logs := &syncBuffer{}
+	stop := startBridge(t, path, logs)
+	waitFor(t, 60*time.Second, "4 offsets committed", func() bool { return committed(t, broker, group, topic, 2) == 4 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if st := ehr.Stats(); st.Created != 2 {
+		t.Fatalf("EHR created %d, want the 2 good readings (stats %+v)", st.Created, st)
+	}
+
+	replay := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		err := run(context.Background(), append([]string{"fhir-bridge", "replay", "--config", path, "--route", route}, args...),
+			func(k string) string {
+				if k == "FHIR_BRIDGE_ACTOR" {
+					return "test-operator"
+				}
+				return ""
+			}, &out, &out)
+		if err != nil {
+			t.Fatalf("replay %v: %v\n%s", args, err, out.String())
+		}
+		return out.String()
+	}
+	out := replay("--dry-run")
+	if !strings.Contains(out, "scanned=2 matched=2 replayed=0") || !strings.Contains(out, "reason=http-422") || !strings.Contains(out, "reason=invalid-payload") {
+		t.Fatalf("dry run:\n%s", out)
+	}
+
+	refuse.Store(false) // the EHR registered the device
+	out = replay("--reason", "http-422", "--device", "hrm-refused")
+	if !strings.Contains(out, "scanned=2 matched=1 replayed=1") {
+		t.Fatalf("replay:\n%s", out)
+	}
+	stop2 := startBridge(t, path, logs)
+	waitFor(t, 60*time.Second, "the replayed record committed", func() bool { return committed(t, broker, group, topic, 2) == 5 })
+	if err := stop2(); err != nil {
+		t.Fatal(err)
+	}
+	byIdent := ehr.CreatesByIdentifier()
+	if len(byIdent) != 3 {
+		t.Fatalf("EHR holds %d readings, want 3 (2 good + the replayed one)", len(byIdent))
+	}
+	for id, n := range byIdent {
+		if n != 1 {
+			t.Errorf("%s created %d times", id, n)
+		}
+	}
+	var replayed, deadLettered int
+	for _, e := range auditEvents(t, dsn, route) {
+		switch e.Action {
+		case audit.ActionReplayed:
+			replayed++
+			if e.Actor != "cli:test-operator" || e.Device != "Device/hrm-refused" {
+				t.Errorf("replayed event %+v", e)
+			}
+		case audit.ActionDeadLettered:
+			deadLettered++
+		}
+	}
+	if replayed != 1 || deadLettered != 2 {
+		t.Errorf("audit: %d replayed, %d dead-lettered; want 1 and 2", replayed, deadLettered)
 	}
 }

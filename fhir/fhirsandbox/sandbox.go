@@ -40,6 +40,10 @@ type Server struct {
 	// answer is written, with the request's context. Tests use it to hold a
 	// response open, e.g. to stop the bridge between the EHR's commit and its ack.
 	BeforeRespond func(r *http.Request, identifier string)
+	// Reject, when set, is asked about every valid create before it is
+	// stored; a non-zero status refuses it with that status and message in an
+	// OperationOutcome, as an EHR's business rules would.
+	Reject func(body []byte) (status int, message string)
 
 	mu      sync.Mutex
 	stats   Stats
@@ -180,6 +184,13 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, resourceType str
 		_ = json.Unmarshal(body, &head)
 		if head.ResourceType != resourceType {
 			s.reject(w, http.StatusBadRequest, "invalid", "resourceType", fmt.Sprintf("body is %q, URL says %q", head.ResourceType, resourceType))
+			return
+		}
+	}
+
+	if s.Reject != nil {
+		if status, msg := s.Reject(body); status != 0 {
+			s.reject(w, status, "business-rule", "", msg)
 			return
 		}
 	}
