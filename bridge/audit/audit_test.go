@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"strings"
 	"sync"
 	"testing"
@@ -228,8 +229,9 @@ func TestPostgresMigrationsConcurrentAndIdempotent(t *testing.T) {
 	if err := p.db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 1 {
-		t.Fatalf("schema_migrations has %d rows, want 1", n)
+	want, _ := fs.Glob(migrations, "migrations/*.sql")
+	if n != len(want) {
+		t.Fatalf("schema_migrations has %d rows, want one per migration (%d)", n, len(want))
 	}
 }
 
@@ -264,4 +266,30 @@ func TestHostileTextIsStored(t *testing.T) {
 			t.Fatalf("stored %+v", got)
 		}
 	})
+}
+
+func TestLedger(t *testing.T) {
+	for name, l := range map[string]func(t *testing.T) Ledger{
+		"memory":   func(*testing.T) Ledger { return NewMemory() },
+		"postgres": func(t *testing.T) Ledger { return openTestPostgres(t) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			led := l(t)
+			ctx := context.Background()
+			if ok, err := led.Delivered(ctx, "r1", "MSG1"); err != nil || ok {
+				t.Fatalf("fresh ledger: %v %v", ok, err)
+			}
+			for range 2 { // marking twice is harmless
+				if err := led.MarkDelivered(ctx, "r1", "MSG1"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if ok, _ := led.Delivered(ctx, "r1", "MSG1"); !ok {
+				t.Error("marked message not found")
+			}
+			if ok, _ := led.Delivered(ctx, "r2", "MSG1"); ok {
+				t.Error("ledger is not per route")
+			}
+		})
+	}
 }

@@ -10,6 +10,7 @@ import (
 type Memory struct {
 	mu     sync.Mutex
 	events []Event
+	ledger memLedger
 }
 
 var _ Store = (*Memory)(nil)
