@@ -12,7 +12,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fhir-bridge/fhir-bridge/bridge/audit"
 	"github.com/fhir-bridge/fhir-bridge/fhir"
+	"github.com/fhir-bridge/fhir-bridge/hl7"
+	"github.com/fhir-bridge/fhir-bridge/mappers"
 )
 
 // Bridge runs every configured route.
@@ -31,8 +34,10 @@ type Deps struct {
 	// trail only.
 	DeadLetters func(RouteConfig) DeadLetterSink
 	Audit       AuditLog
-	Codec       *fhir.Codec
-	Log         *slog.Logger
+	// Ledger records MLLP deliveries. Required for MLLP routes.
+	Ledger audit.Ledger
+	Codec  *fhir.Codec
+	Log    *slog.Logger
 }
 
 // New builds the routes of cfg. The Bridge closes every source and
@@ -40,34 +45,66 @@ type Deps struct {
 func New(cfg Config, d Deps) (*Bridge, error) {
 	log := d.Log
 	b := &Bridge{stats: &counters{}, log: log}
+	fail := func(rc RouteConfig, err error) (*Bridge, error) {
+		b.closeAll()
+		return nil, fmt.Errorf("route %s: %w", rc.Name, err)
+	}
 	for _, rc := range cfg.Routes {
-		client, err := fhir.NewClient(fhir.ClientConfig{BaseURL: rc.Destination.FHIR.BaseURL, Timeout: rc.Destination.FHIR.Timeout})
-		if err != nil {
-			for _, r := range b.routes {
-				r.src.Close()
+		var sink Sink
+		var dest destination
+		var closer func() error
+		switch {
+		case rc.Destination.MLLP != nil:
+			pool, err := newMLLPPool(rc.Destination.MLLP)
+			if err != nil {
+				return fail(rc, err)
 			}
-			return nil, fmt.Errorf("route %s: %w", rc.Name, err)
+			if d.Ledger == nil {
+				pool.Close(context.Background())
+				return fail(rc, errors.New("an MLLP destination needs a delivery ledger"))
+			}
+			m := rc.Destination.MLLP
+			dest = &mllpDest{route: rc.Name, sender: pool, ledger: d.Ledger, opts: mappers.ORUOptions{
+				SendingApplication:   hd(m.SendingApplication),
+				SendingFacility:      hd(m.SendingFacility),
+				ReceivingApplication: hd(m.ReceivingApplication),
+				ReceivingFacility:    hd(m.ReceivingFacility),
+				PatientAuthority:     hd(m.PatientAuthority),
+			}}
+			closer = func() error {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				return pool.Close(ctx)
+			}
+		default:
+			client, err := fhir.NewClient(fhir.ClientConfig{BaseURL: rc.Destination.FHIR.BaseURL, Timeout: rc.Destination.FHIR.Timeout})
+			if err != nil {
+				return fail(rc, err)
+			}
+			sink = client
 		}
 		mapper, err := LoadMapper(rc.Templates, MapperOptions{DefaultPatientID: rc.DefaultPatient})
 		if err != nil {
-			for _, r := range b.routes {
-				r.src.Close()
+			if closer != nil {
+				closer()
 			}
-			return nil, fmt.Errorf("route %s: %w", rc.Name, err)
+			return fail(rc, err)
 		}
 		b.routes = append(b.routes, &route{
-			mapper:   mapper,
-			name:     rc.Name,
-			src:      d.Sources(rc),
-			sink:     client,
-			audit:    d.Audit,
-			codec:    d.Codec,
-			idSystem: cfg.IdentifierSystem,
-			log:      log,
-			stats:    b.stats,
-			backoff:  backoff{initial: cfg.Retry.Initial, max: cfg.Retry.Max},
-			grace:    cfg.ShutdownGrace,
-			now:      time.Now,
+			mapper:    mapper,
+			name:      rc.Name,
+			src:       d.Sources(rc),
+			sink:      sink,
+			dest:      dest,
+			closeDest: closer,
+			audit:     d.Audit,
+			codec:     d.Codec,
+			idSystem:  cfg.IdentifierSystem,
+			log:       log,
+			stats:     b.stats,
+			backoff:   backoff{initial: cfg.Retry.Initial, max: cfg.Retry.Max},
+			grace:     cfg.ShutdownGrace,
+			now:       time.Now,
 		})
 		if d.DeadLetters != nil {
 			r := b.routes[len(b.routes)-1]
@@ -97,6 +134,12 @@ func (b *Bridge) Run(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
+	b.closeAll()
+	return errors.Join(errs...)
+}
+
+// closeAll closes every route's source, dead-letter sink and destination.
+func (b *Bridge) closeAll() {
 	for _, r := range b.routes {
 		if err := r.src.Close(); err != nil {
 			b.log.Warn("closing source", "route", r.name, "err", err)
@@ -106,6 +149,25 @@ func (b *Bridge) Run(ctx context.Context) error {
 				b.log.Warn("closing dead-letter writer", "route", r.name, "err", err)
 			}
 		}
+		if r.closeDest != nil {
+			if err := r.closeDest(); err != nil {
+				b.log.Warn("closing destination", "route", r.name, "err", err)
+			}
+		}
 	}
-	return errors.Join(errs...)
+}
+
+func hd(namespace string) hl7.HD { return hl7.HD{NamespaceID: namespace} }
+
+// newMLLPPool builds the connection pool of an MLLP destination.
+func newMLLPPool(m *MLLPDestination) (*hl7.Pool, error) {
+	cfg := hl7.PoolConfig{Size: m.Connections, SenderConfig: hl7.SenderConfig{Addr: m.Address, AckTimeout: m.AckTimeout}}
+	if m.TLS != nil {
+		tc, err := hl7.TLSConfig(m.TLS.CAFile, m.TLS.CertFile, m.TLS.KeyFile, m.TLS.ServerName)
+		if err != nil {
+			return nil, fmt.Errorf("mllp tls: %w", err)
+		}
+		cfg.TLS = tc
+	}
+	return hl7.NewPool(cfg)
 }

@@ -70,6 +70,40 @@ type RouteConfig struct {
 // DestinationConfig names where a route delivers. Exactly one kind is set.
 type DestinationConfig struct {
 	FHIR *FHIRDestination `yaml:"fhir"`
+	MLLP *MLLPDestination `yaml:"mllp"`
+}
+
+// MLLPDestination is an HL7 v2 interface engine reached over MLLP; readings
+// are sent as ORU^R01 (IHE PCD-01).
+type MLLPDestination struct {
+	// Address is the engine's host:port. Required.
+	Address string `yaml:"address"`
+	// Connections is the number of persistent connections; a patient's
+	// messages always use the same one. Default: 4.
+	Connections int `yaml:"connections"`
+	// AckTimeout bounds waiting for each acknowledgement. Default: 10s.
+	AckTimeout time.Duration `yaml:"ack_timeout"`
+	// TLS, when set, wraps connections in TLS (optionally mutual).
+	TLS *TLSFiles `yaml:"tls"`
+	// AllowPlaintext permits a connection without TLS to a non-loopback
+	// host, for engines on a closed network. Default: false.
+	AllowPlaintext bool `yaml:"allow_plaintext"`
+	// MSH-3 to MSH-6. SendingApplication defaults to FHIRBRIDGE.
+	SendingApplication   string `yaml:"sending_application"`
+	SendingFacility      string `yaml:"sending_facility"`
+	ReceivingApplication string `yaml:"receiving_application"`
+	ReceivingFacility    string `yaml:"receiving_facility"`
+	// PatientAuthority is PID-3.4 for patients known by FHIR logical id.
+	// Default: FHIR.
+	PatientAuthority string `yaml:"patient_authority"`
+}
+
+// TLSFiles locate PEM files for a TLS client.
+type TLSFiles struct {
+	CAFile     string `yaml:"ca_file"`     // trusted CAs; default: the system pool
+	CertFile   string `yaml:"cert_file"`   // client certificate for mutual TLS
+	KeyFile    string `yaml:"key_file"`    // its private key
+	ServerName string `yaml:"server_name"` // default: the host of the address
 }
 
 // FHIRDestination is a FHIR R4 server.
@@ -146,6 +180,14 @@ func (c *Config) SetDefaults() {
 		if r.Destination.FHIR != nil && r.Destination.FHIR.Timeout == 0 {
 			r.Destination.FHIR.Timeout = 10 * time.Second
 		}
+		if m := r.Destination.MLLP; m != nil {
+			if m.Connections == 0 {
+				m.Connections = 4
+			}
+			if m.AckTimeout == 0 {
+				m.AckTimeout = 10 * time.Second
+			}
+		}
 	}
 }
 
@@ -213,9 +255,33 @@ func (c Config) Validate() error {
 			bad(p+".group_id", "%q is used by another route; each route needs its own consumer group", r.GroupID)
 		}
 		groups[r.GroupID] = true
+		if m := r.Destination.MLLP; m != nil {
+			if r.Destination.FHIR != nil {
+				bad(p+".destination", "set fhir or mllp, not both")
+			}
+			host, _, err := net.SplitHostPort(m.Address)
+			switch {
+			case m.Address == "":
+				bad(p+".destination.mllp.address", "required")
+			case err != nil:
+				bad(p+".destination.mllp.address", "%q is not host:port", m.Address)
+			case m.TLS == nil && !m.AllowPlaintext && !isLoopback(host):
+				bad(p+".destination.mllp.tls", "required for a non-loopback engine (or set allow_plaintext on a closed network)")
+			}
+			if m.Connections < 0 || m.Connections > 64 {
+				bad(p+".destination.mllp.connections", "must be between 1 and 64")
+			}
+			if m.AckTimeout < 0 {
+				bad(p+".destination.mllp.ack_timeout", "must not be negative")
+			}
+			if m.TLS != nil && (m.TLS.CertFile == "") != (m.TLS.KeyFile == "") {
+				bad(p+".destination.mllp.tls", "cert_file and key_file go together")
+			}
+			continue
+		}
 		f := r.Destination.FHIR
 		if f == nil {
-			bad(p+".destination", "required: set destination.fhir")
+			bad(p+".destination", "required: set destination.fhir or destination.mllp")
 			continue
 		}
 		if u, err := url.Parse(f.BaseURL); f.BaseURL == "" {

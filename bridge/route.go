@@ -11,7 +11,7 @@ import (
 
 	"github.com/fhir-bridge/fhir-bridge/bridge/audit"
 	"github.com/fhir-bridge/fhir-bridge/fhir"
-	"github.com/fhir-bridge/fhir-bridge/mappers"
+	"github.com/fhir-bridge/fhir-bridge/hl7"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -43,20 +43,22 @@ var errStopped = errors.New("route stopping")
 // sequential processing keeps per-key order and makes "commit after done"
 // exact, since a commit covers all earlier offsets of the partition.
 type route struct {
-	name     string
-	src      Source
-	sink     Sink
-	audit    AuditLog
-	mapper   Mapper
-	dlq      DeadLetterSink // nil: rejected messages are only audited
-	dlqTopic string
-	codec    *fhir.Codec
-	idSystem string
-	log      *slog.Logger
-	stats    *counters
-	backoff  backoff
-	grace    time.Duration
-	now      func() time.Time
+	name      string
+	src       Source
+	sink      Sink        // FHIR destinations; used when dest is nil
+	dest      destination // nil: FHIR through sink
+	closeDest func() error
+	audit     AuditLog
+	mapper    Mapper
+	dlq       DeadLetterSink // nil: rejected messages are only audited
+	dlqTopic  string
+	codec     *fhir.Codec
+	idSystem  string
+	log       *slog.Logger
+	stats     *counters
+	backoff   backoff
+	grace     time.Duration
+	now       func() time.Time
 }
 
 // run processes messages until ctx ends. It returns nil on a requested stop.
@@ -116,7 +118,7 @@ func (r *route) handle(ctx context.Context, msg kafka.Message) error {
 	events := []audit.Event{received}
 
 	started := r.now()
-	readings, err := r.mapMessage(msg, base)
+	readings, skipped, err := r.mapMessage(msg, base)
 	rejected := 0
 	var status int
 	var detail string
@@ -131,33 +133,41 @@ func (r *route) handle(ctx context.Context, msg kafka.Message) error {
 		// The references are known only after mapping; the received event
 		// gets the first reading's, so a search by patient or device finds the
 		// whole history.
-		events[0].Device, events[0].Patient, events[0].Resource = readings[0].ref.Device, readings[0].ref.Patient, readings[0].ref.Resource
+		first := base
+		if len(readings) > 0 {
+			first = readings[0].ref
+		} else if len(skipped) > 0 {
+			first = skipped[0]
+		}
+		events[0].Device, events[0].Patient, events[0].Resource = first.Device, first.Patient, first.Resource
+		for _, e := range skipped {
+			events = append(events, event(e, audit.ActionSkipped, audit.OutcomeSuccess))
+		}
 	}
 	for _, rd := range readings {
 		events = append(events, event(rd.ref, audit.ActionMapped, audit.OutcomeSuccess))
-		res, attempts, err := r.deliver(ctx, work, msg, rd.body, rd.ifNoneExist)
+		res, attempts, err := r.deliver(ctx, work, msg, rd)
 		if err != nil && !errors.Is(err, errPermanent) {
 			return err
 		}
 		if err != nil {
 			e := event(rd.ref, audit.ActionRejected, audit.OutcomeFailure)
 			e.Detail = "deliver: " + err.Error()
-			var se *fhir.StatusError
-			if errors.As(err, &se) {
-				e.Status = se.Status
-			}
+			e.Status = statusOf(err)
 			events = append(events, e)
 			rejected++
 			status, detail = e.Status, e.Detail
 			dl.stage, dl.err, dl.device, dl.attempts = "deliver", err.Error(), rd.ref.Device, max(dl.attempts, attempts)
-			dl.reason = "permanent"
-			if e.Status != 0 {
-				dl.reason = "http-" + strconv.Itoa(e.Status)
-			}
+			dl.reason = reasonOf(err)
 			continue
 		}
+		// A destination that keeps a ledger records the delivery before the
+		// commit, so a redelivery is recognised; its failure is retried.
+		if err := r.retry(ctx, "delivery ledger", func() error { return r.destination().record(work, rd) }); err != nil {
+			return err
+		}
 		e := event(rd.ref, audit.ActionDelivered, audit.OutcomeSuccess)
-		e.Status, e.Location = res.Status, res.Location
+		e.Status, e.Location = res.status, res.location
 		events = append(events, e)
 	}
 
@@ -194,48 +204,38 @@ func (r *route) handle(ctx context.Context, msg kafka.Message) error {
 	return nil
 }
 
-// mapped is one Observation ready to deliver, with its audit references.
+// mapped is one unit ready to deliver (an Observation, an ORU^R01), with
+// its audit references.
 type mapped struct {
-	body        []byte
-	ifNoneExist string
-	ref         audit.Event // base event with Device, Patient and Resource set
+	body []byte
+	// key is the FHIR If-None-Exist search, or the MLLP shard key (patient).
+	key string
+	// id is the unit's identity at the destination: the Observation
+	// identifier, or MSH-10.
+	id  string
+	ref audit.Event // base event with Device, Patient and Resource set
 }
 
-// mapMessage turns a payload into the readings' Observation JSON and
-// If-None-Exist searches. Errors name the field at fault; a message whose
-// payload cannot be mapped in full is rejected whole.
-func (r *route) mapMessage(msg kafka.Message, base audit.Event) ([]mapped, error) {
+// mapMessage maps a payload and prepares its readings for the route's
+// destination. Errors name the field at fault; a message whose payload cannot
+// be mapped in full is rejected whole. skipped are audit events for readings
+// the destination does not carry (e.g. a fridge reading on an HL7 route).
+func (r *route) mapMessage(msg kafka.Message, base audit.Event) (out []mapped, skipped []audit.Event, err error) {
 	ms, err := r.mapper.Map(msg.Value)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(ms) == 0 {
-		return nil, errors.New("no reading in the payload matched the route's templates")
+		return nil, nil, errors.New("no reading in the payload matched the route's templates")
 	}
-	out := make([]mapped, 0, len(ms))
-	for i, m := range ms {
-		ref := base
-		ref.Device = "Device/" + m.Device.ID
-		if m.Subject.Type == "Patient" {
-			ref.Patient = m.Subject.Reference()
-		}
-		ref.Resource = r.idSystem + "|" + m.Key()
-		obs, err := mappers.Observation(m, r.idSystem)
-		if err != nil {
-			return nil, readingErr(i, len(ms), err)
-		}
-		if fhir.ClaimsVitalSigns(obs) {
-			if issues := fhir.CheckVitalSigns(obs); len(issues) > 0 {
-				return nil, readingErr(i, len(ms), &fhir.ValidationError{Issues: issues})
-			}
-		}
-		body, err := r.codec.Encode(obs)
-		if err != nil {
-			return nil, readingErr(i, len(ms), err)
-		}
-		out = append(out, mapped{body: body, ifNoneExist: fhir.IfNoneExistIdentifier(r.idSystem, m.Key()), ref: ref})
+	return r.destination().prepare(ms, base)
+}
+
+func (r *route) destination() destination {
+	if r.dest != nil {
+		return r.dest
 	}
-	return out, nil
+	return &fhirDest{sink: r.sink, codec: r.codec, idSystem: r.idSystem}
 }
 
 func readingErr(i, n int, err error) error {
@@ -251,28 +251,29 @@ var errPermanent = errors.New("permanent failure")
 // the route stops (errStopped), and says how many attempts it took. Between
 // attempts the partition waits: later readings of the same device must not
 // overtake this one.
-func (r *route) deliver(ctx, work context.Context, msg kafka.Message, body []byte, ident string) (fhir.Result, int, error) {
+func (r *route) deliver(ctx, work context.Context, msg kafka.Message, m mapped) (sent, int, error) {
+	dest := r.destination()
 	for attempt := 1; ; attempt++ {
-		res, err := r.sink.Create(work, "Observation", body, ident)
+		res, err := dest.send(work, m)
 		if err == nil {
 			return res, attempt, nil
 		}
 		if work.Err() != nil {
 			// Our own stop cut the request short; that says nothing about the reading.
-			return fhir.Result{}, attempt, errStopped
+			return sent{}, attempt, errStopped
 		}
 		if !temporary(err) {
-			return fhir.Result{}, attempt, fmt.Errorf("%w: %w", errPermanent, err)
+			return sent{}, attempt, fmt.Errorf("%w: %w", errPermanent, err)
 		}
 		if ctx.Err() != nil {
-			return fhir.Result{}, attempt, errStopped
+			return sent{}, attempt, errStopped
 		}
 		r.stats.retries.Add(1)
 		wait := r.backoff.wait(attempt, err)
 		r.log.Warn("delivery failed; retrying", "route", r.name, "topic", msg.Topic, "partition", msg.Partition,
 			"offset", msg.Offset, "attempt", attempt, "wait", wait, "status", statusOf(err))
 		if !sleep(ctx, wait) {
-			return fhir.Result{}, attempt, errStopped
+			return sent{}, attempt, errStopped
 		}
 	}
 }
@@ -313,6 +314,19 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// reasonOf is the dead-letter reason code of a permanent delivery failure.
+func reasonOf(err error) string {
+	var se *fhir.StatusError
+	if errors.As(err, &se) {
+		return "http-" + strconv.Itoa(se.Status)
+	}
+	var ae *hl7.AckError
+	if errors.As(err, &ae) {
+		return "ack-" + ae.ACK.Code
+	}
+	return "permanent"
 }
 
 func statusOf(err error) int {

@@ -85,7 +85,7 @@ func Run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 		DeadLetters: func(rc bridge.RouteConfig) bridge.DeadLetterSink {
 			return bridge.NewDeadLetterWriter(cfg.Kafka.Brokers, rc.DeadLetterTopic)
 		},
-		Audit: store, Codec: codec, Log: o.Log,
+		Audit: store, Ledger: store, Codec: codec, Log: o.Log,
 	})
 	if err != nil {
 		return Result{}, err

@@ -20,6 +20,8 @@ import (
 	"github.com/fhir-bridge/fhir-bridge/bridge/audit/audittest"
 	"github.com/fhir-bridge/fhir-bridge/fhir"
 	"github.com/fhir-bridge/fhir-bridge/fhir/fhirsandbox"
+	"github.com/fhir-bridge/fhir-bridge/hl7"
+	"github.com/fhir-bridge/fhir-bridge/hl7/mllptest"
 	crpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
 	"github.com/segmentio/kafka-go"
 )
@@ -560,5 +562,124 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	}
 	if replayed != 1 || deadLettered != 2 {
 		t.Errorf("audit: %d replayed, %d dead-lettered; want 1 and 2", replayed, deadLettered)
+	}
+}
+
+// TestTwoRoutesOutageAndRestart runs two routes from one configuration file
+// over the same topic: one to a FHIR server, one to an HL7 engine over MLLP.
+// Both destinations fail for a while (503 from the FHIR server, AR from the
+// engine) and the bridge is restarted during the outage; afterwards every
+// reading has been accepted exactly once at each destination.
+func TestTwoRoutesOutageAndRestart(t *testing.T) {
+	broker := kafkaAddr(t)
+	dsn := audittest.DSN(t)
+	topic := randomName("two")
+	fhirRoute, mllpRoute := randomName("ehr"), randomName("engine")
+	const n, partitions = 40, 3
+	createTopic(t, broker, topic, partitions)
+	ehr := startEHR(t)
+
+	var outage atomic.Bool
+	outage.Store(true)
+	var fhirRefused, mllpRefused atomic.Int64
+	ehr.Reject = func([]byte) (int, string) {
+		if outage.Load() {
+			fhirRefused.Add(1)
+			return http.StatusServiceUnavailable, "maintenance"
+		}
+		return 0, ""
+	}
+	var mu sync.Mutex
+	accepted := map[string]int{}
+	engine, err := mllptest.NewServer(mllptest.Config{Behave: func(_ []byte, id string) mllptest.Action {
+		if outage.Load() {
+			mllpRefused.Add(1)
+			return mllptest.Action{Code: hl7.CodeAR, Text: "engine paused", ErrorCode: "207"}
+		}
+		mu.Lock()
+		accepted[id]++
+		mu.Unlock()
+		return mllptest.Action{}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(engine.Close)
+
+	at := time.Date(2026, 11, 25, 7, 0, 0, 0, time.UTC)
+	var msgs []kafka.Message
+	for i := range n {
+		msgs = append(msgs, reading(fmt.Sprintf("hrm-%02d", i), fmt.Sprintf("p-%02d", i%7), at.Add(time.Duration(i)*time.Second), fmt.Sprint(60+i)))
+	}
+	produce(t, broker, topic, msgs...)
+
+	cfg := fmt.Sprintf(`kafka:
+  brokers: [%q]
+audit:
+  dsn: %q
+shutdown_grace: 500ms
+retry: {initial: 10ms, max: 100ms}
+routes:
+  - name: %s
+    topic: %s
+    destination:
+      fhir: {base_url: %s}
+  - name: %s
+    topic: %s
+    destination:
+      mllp: {address: %q, connections: 2, ack_timeout: 2s}
+`, broker, dsn, fhirRoute, topic, ehr.URL, mllpRoute, topic, engine.Addr())
+	path := filepath.Join(t.TempDir(), "bridge.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	logs := &syncBuffer{}
+	stop := startBridge(t, path, logs)
+	waitFor(t, 60*time.Second, "both destinations refusing", func() bool { return fhirRefused.Load() >= 3 && mllpRefused.Load() >= 3 })
+	if err := stop(); err != nil { // a restart in the middle of the outage
+		t.Fatal(err)
+	}
+	stop = startBridge(t, path, logs)
+	waitFor(t, 60*time.Second, "retries after the restart", func() bool { return fhirRefused.Load() >= 6 && mllpRefused.Load() >= 6 })
+	outage.Store(false)
+	for _, route := range []string{fhirRoute, mllpRoute} {
+		waitFor(t, 60*time.Second, "all offsets of "+route+" committed", func() bool {
+			return committed(t, broker, "fhir-bridge."+route, topic, partitions) == n
+		})
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	byIdent := ehr.CreatesByIdentifier()
+	if len(byIdent) != n {
+		t.Errorf("FHIR server holds %d readings, want %d", len(byIdent), n)
+	}
+	for id, c := range byIdent {
+		if c != 1 {
+			t.Errorf("FHIR: %s created %d times", id, c)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(accepted) != n {
+		t.Errorf("engine accepted %d messages, want %d (one ORU^R01 per reading)", len(accepted), n)
+	}
+	for id, c := range accepted {
+		if c != 1 {
+			t.Errorf("MLLP: %s accepted %d times", id, c)
+		}
+	}
+	var deadLettered int
+	for _, route := range []string{fhirRoute, mllpRoute} {
+		for _, e := range auditEvents(t, dsn, route) {
+			if e.Action == audit.ActionDeadLettered || e.Action == audit.ActionRejected {
+				deadLettered++
+			}
+		}
+	}
+	if deadLettered != 0 {
+		t.Errorf("%d readings rejected during a temporary outage; they must wait, not be dead-lettered", deadLettered)
 	}
 }

@@ -159,7 +159,7 @@ func runBridge(ctx context.Context, args []string, getenv func(string) string, s
 		DeadLetters: func(rc bridge.RouteConfig) bridge.DeadLetterSink {
 			return bridge.NewDeadLetterWriter(cfg.Kafka.Brokers, rc.DeadLetterTopic)
 		},
-		Audit: store, Codec: codec, Log: log,
+		Audit: store, Ledger: store, Codec: codec, Log: log,
 	})
 	if err != nil {
 		return err
