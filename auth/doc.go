@@ -1,7 +1,33 @@
-// Package auth will hold the bridge's authentication: inbound, OIDC bearer
-// tokens verified with go-oidc for the HTTP API; outbound, SMART Backend
-// Services client-assertion tokens for EHR FHIR endpoints. It is a leaf package.
+// Package auth authenticates the bridge to EHR FHIR endpoints with SMART
+// Backend Services (SMART App Launch v2.2, "Backend Services"; HL7 FHIR
+// Bulk Data Access authorization), the client_credentials grant with
+// private_key_jwt client authentication (RFC 7523) that Epic, Oracle Health
+// and most US EHRs require of system clients.
 //
-// Nothing is implemented yet; the walking skeleton has no HTTP API and posts to
-// EHRs without credentials.
+// The outbound flow:
+//
+//  1. An operator generates a key (GenerateKey), publishes its public half
+//     as a JWKS (JWKS, kid = KeyID, the RFC 7638 thumbprint) and registers a
+//     client_id with the EHR. See docs/smart-backend-services.md.
+//  2. The bridge loads the key (LoadPrivateKey) and optionally discovers the
+//     token endpoint from [base]/.well-known/smart-configuration (Discover).
+//  3. NewTokenSource signs a fresh, short-lived client assertion (RS384 or
+//     ES384, unique jti) for every token request, and caches the access token
+//     until shortly before it expires.
+//  4. Transport / HTTPClient attach the token to FHIR requests and, when the
+//     FHIR server answers 401, drop the token and retry once with a new one.
+//
+// Simpler servers are served by ClientSecretTokenSource (client_secret_basic)
+// and StaticToken. Package authtest provides an in-process SMART token
+// endpoint that verifies assertions the way an EHR does, for tests and demos.
+//
+// Failures are typed: *TokenError (the token endpoint's OAuth error, with
+// Temporary) and *DiscoveryError. Neither, nor anything else this package
+// returns, contains a client assertion, an access token or key material, and
+// the package does not log.
+//
+// The inbound side — verifying OIDC bearer tokens on the bridge's own HTTP API
+// — is not implemented yet; the bridge has no HTTP API so far.
+//
+// auth is a leaf package: it imports no other package of the bridge.
 package auth

@@ -77,7 +77,7 @@ func New(cfg Config, d Deps) (*Bridge, error) {
 				return pool.Close(ctx)
 			}
 		default:
-			client, err := fhir.NewClient(fhir.ClientConfig{BaseURL: rc.Destination.FHIR.BaseURL, Timeout: rc.Destination.FHIR.Timeout})
+			client, err := newFHIRClient(rc.Destination.FHIR, cfg.Getenv)
 			if err != nil {
 				return fail(rc, err)
 			}

@@ -27,6 +27,17 @@ type Config struct {
 	// was requested. Default: 10s.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 	Retry         RetryConfig   `yaml:"retry"`
+
+	// Getenv reads secrets named by the configuration (keys, tokens).
+	// ParseConfig sets it; nil reads nothing.
+	Getenv func(string) string `yaml:"-"`
+}
+
+func (c Config) env(k string) string {
+	if c.Getenv == nil {
+		return ""
+	}
+	return c.Getenv(k)
 }
 
 // DefaultIdentifierSystem is the default Observation identifier system.
@@ -115,6 +126,48 @@ type FHIRDestination struct {
 	// AllowPlainHTTP permits an http:// BaseURL on a non-loopback host, for
 	// closed networks such as a compose stack. Default: false (https only).
 	AllowPlainHTTP bool `yaml:"allow_plain_http"`
+	// TLS sets trusted CAs and a client certificate (mutual TLS).
+	// Default: the system roots, no client certificate.
+	TLS *TLSFiles `yaml:"tls"`
+	// Auth says how the bridge authenticates to the server. Default: none.
+	Auth *FHIRAuth `yaml:"auth"`
+}
+
+// FHIRAuth is how the bridge authenticates to a FHIR server: exactly one of
+// its members (docs/smart-backend-services.md).
+type FHIRAuth struct {
+	SMARTBackend *SMARTBackend `yaml:"smart_backend"`
+	ClientSecret *ClientSecret `yaml:"client_secret"`
+	// BearerTokenEnv names an environment variable holding a static token.
+	BearerTokenEnv string `yaml:"bearer_token_env"`
+}
+
+// SMARTBackend is SMART Backend Services: a client assertion signed with the
+// bridge's private key, exchanged for an access token.
+type SMARTBackend struct {
+	ClientID string `yaml:"client_id"` // required
+	// PrivateKeyFile is a PEM key (RSA >= 2048 bits or EC P-384). The
+	// environment variable FHIR_BRIDGE_SMART_KEY (PEM text) is used instead
+	// when set.
+	PrivateKeyFile string `yaml:"private_key_file"`
+	// KeyID is the kid of the key in the published JWKS. Default: the key's
+	// JWK thumbprint (what fhir-bridge keys jwks publishes).
+	KeyID string `yaml:"key_id"`
+	// TokenURL is the token endpoint. Default: discovered from the server's
+	// .well-known/smart-configuration.
+	TokenURL string   `yaml:"token_url"`
+	Scopes   []string `yaml:"scopes"` // default: system/Observation.c
+}
+
+// ClientSecret is the OAuth2 client-credentials grant with a shared secret,
+// for servers without SMART Backend Services.
+type ClientSecret struct {
+	TokenURL string   `yaml:"token_url"` // required
+	ClientID string   `yaml:"client_id"` // required
+	Scopes   []string `yaml:"scopes"`
+	// SecretEnv names the environment variable holding the secret; secrets
+	// never sit in the file. Default: FHIR_BRIDGE_CLIENT_SECRET.
+	SecretEnv string `yaml:"secret_env"`
 }
 
 // RetryConfig shapes the backoff between attempts at a retryable failure.
@@ -148,6 +201,7 @@ func ParseConfig(data []byte, getenv func(string) string) (Config, error) {
 	if v := getenv("FHIR_BRIDGE_AUDIT_DSN"); v != "" {
 		c.Audit.DSN = v
 	}
+	c.Getenv = getenv
 	c.SetDefaults()
 	if err := c.Validate(); err != nil {
 		return Config{}, err
@@ -179,6 +233,14 @@ func (c *Config) SetDefaults() {
 		}
 		if r.Destination.FHIR != nil && r.Destination.FHIR.Timeout == 0 {
 			r.Destination.FHIR.Timeout = 10 * time.Second
+		}
+		if f := r.Destination.FHIR; f != nil && f.Auth != nil {
+			if sb := f.Auth.SMARTBackend; sb != nil && len(sb.Scopes) == 0 {
+				sb.Scopes = []string{"system/Observation.c"}
+			}
+			if cs := f.Auth.ClientSecret; cs != nil && cs.SecretEnv == "" {
+				cs.SecretEnv = "FHIR_BRIDGE_CLIENT_SECRET"
+			}
 		}
 		if m := r.Destination.MLLP; m != nil {
 			if m.Connections == 0 {
@@ -294,6 +356,40 @@ func (c Config) Validate() error {
 		}
 		if f.Timeout < 0 {
 			bad(p+".destination.fhir.timeout", "must not be negative")
+		}
+		if f.TLS != nil && (f.TLS.CertFile == "") != (f.TLS.KeyFile == "") {
+			bad(p+".destination.fhir.tls", "cert_file and key_file go together")
+		}
+		if a := f.Auth; a != nil {
+			ap := p + ".destination.fhir.auth"
+			n := 0
+			for _, set := range []bool{a.SMARTBackend != nil, a.ClientSecret != nil, a.BearerTokenEnv != ""} {
+				if set {
+					n++
+				}
+			}
+			if n != 1 {
+				bad(ap, "set exactly one of smart_backend, client_secret, bearer_token_env")
+			}
+			if sb := a.SMARTBackend; sb != nil {
+				if sb.ClientID == "" {
+					bad(ap+".smart_backend.client_id", "required")
+				}
+				if sb.PrivateKeyFile == "" && c.env("FHIR_BRIDGE_SMART_KEY") == "" {
+					bad(ap+".smart_backend.private_key_file", "required (or set FHIR_BRIDGE_SMART_KEY)")
+				}
+				if u, err := url.Parse(sb.TokenURL); sb.TokenURL != "" && (err != nil || !u.IsAbs()) {
+					bad(ap+".smart_backend.token_url", "%q must be an absolute URL", sb.TokenURL)
+				}
+			}
+			if cs := a.ClientSecret; cs != nil {
+				if cs.ClientID == "" {
+					bad(ap+".client_secret.client_id", "required")
+				}
+				if u, err := url.Parse(cs.TokenURL); err != nil || !u.IsAbs() {
+					bad(ap+".client_secret.token_url", "required: an absolute URL")
+				}
+			}
 		}
 	}
 	return errors.Join(errs...)

@@ -270,8 +270,15 @@ func (r *route) deliver(ctx, work context.Context, msg kafka.Message, m mapped) 
 		}
 		r.stats.retries.Add(1)
 		wait := r.backoff.wait(attempt, err)
-		r.log.Warn("delivery failed; retrying", "route", r.name, "topic", msg.Topic, "partition", msg.Partition,
-			"offset", msg.Offset, "attempt", attempt, "wait", wait, "status", statusOf(err))
+		attrs := []any{"route", r.name, "topic", msg.Topic, "partition", msg.Partition,
+			"offset", msg.Offset, "attempt", attempt, "wait", wait, "status", statusOf(err)}
+		var te *fhir.TransportError
+		if errors.As(err, &te) {
+			// Connection and token errors name hosts and OAuth codes, never
+			// readings; they are what an operator needs to act on.
+			attrs = append(attrs, "err", te.Error())
+		}
+		r.log.Warn("delivery failed; retrying", attrs...)
 		if !sleep(ctx, wait) {
 			return sent{}, attempt, errStopped
 		}

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fhir-bridge/fhir-bridge/auth"
+	"github.com/fhir-bridge/fhir-bridge/auth/authtest"
 	"github.com/fhir-bridge/fhir-bridge/bridge/audit"
 	"github.com/fhir-bridge/fhir-bridge/bridge/audit/audittest"
 	"github.com/fhir-bridge/fhir-bridge/fhir"
@@ -682,4 +684,81 @@ routes:
 	if deadLettered != 0 {
 		t.Errorf("%d readings rejected during a temporary outage; they must wait, not be dead-lettered", deadLettered)
 	}
+}
+
+// TestSMARTBackendServices delivers through a FHIR server that requires
+// SMART Backend Services tokens: the bridge discovers the token endpoint,
+// signs a client assertion with its key, and reuses the token.
+func TestSMARTBackendServices(t *testing.T) {
+	broker := kafkaAddr(t)
+	dsn := audittest.DSN(t)
+	topic, route := randomName("smart"), randomName("hr")
+	createTopic(t, broker, topic, 1)
+
+	signer, keyPEM, err := auth.GenerateKey(auth.ES384)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks, err := auth.JWKS(signer.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, _ := fhir.NewCodec()
+	ehr := fhirsandbox.New(codec)
+	var as *authtest.Server
+	as = authtest.NewServer(authtest.Config{
+		Clients: []authtest.Client{{ID: "fhir-bridge-test", JWKS: jwks, Scopes: []string{"system/Observation.c"}}},
+		FHIR:    http.StripPrefix("/fhir", lazyHandler(func() http.Handler { return as.RequireToken(ehr, "system/Observation.c") })),
+	})
+	t.Cleanup(as.Close)
+	keyFile := filepath.Join(t.TempDir(), "smart-key.pem")
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 25, 6, 0, 0, 0, time.UTC)
+	produce(t, broker, topic, reading("hrm-1", "p-1", at, "70"), reading("hrm-2", "p-2", at, "71"), reading("hrm-3", "p-3", at, "72"))
+
+	cfg := fmt.Sprintf(`kafka: {brokers: [%q]}
+audit: {dsn: %q}
+retry: {initial: 10ms, max: 100ms}
+routes:
+  - name: %s
+    topic: %s
+    destination:
+      fhir:
+        base_url: %s
+        auth:
+          smart_backend:
+            client_id: fhir-bridge-test
+            private_key_file: %s
+`, broker, dsn, route, topic, as.FHIRBase(), keyFile)
+	path := filepath.Join(t.TempDir(), "bridge.yaml")
+	os.WriteFile(path, []byte(cfg), 0o600)
+	logs := &syncBuffer{}
+	stop := startBridge(t, path, logs)
+	waitFor(t, 60*time.Second, "3 offsets committed", func() bool { return committed(t, broker, "fhir-bridge."+route, topic, 1) == 3 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if st := ehr.Stats(); st.Created != 3 {
+		t.Fatalf("EHR created %d, want 3; logs:\n%s", st.Created, logs)
+	}
+	st := as.Stats()
+	if st.Issued != 1 || st.Authorized != 3 || st.Unauthorized != 0 {
+		t.Errorf("token server stats %+v: want one token reused for 3 authorized requests", st)
+	}
+	if strings.Contains(logs.String(), "BEGIN") || strings.Contains(logs.String(), "eyJ") {
+		t.Error("logs contain key material or a JWT")
+	}
+}
+
+// lazyHandler defers building a handler until the first request, for
+// handlers that need the server they are mounted on.
+func lazyHandler(build func() http.Handler) http.Handler {
+	var once sync.Once
+	var h http.Handler
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { h = build() })
+		h.ServeHTTP(w, r)
+	})
 }

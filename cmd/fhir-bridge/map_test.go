@@ -73,3 +73,21 @@ func TestMapBadInput(t *testing.T) {
 		t.Error("three templates accepted")
 	}
 }
+
+func TestKeysGenerateAndJWKS(t *testing.T) {
+	for _, alg := range []string{"ES384", "RS384"} {
+		var pemOut bytes.Buffer
+		if err := run(context.Background(), []string{"fhir-bridge", "keys", "generate", "--alg", alg}, func(string) string { return "" }, &pemOut, &pemOut); err != nil {
+			t.Fatalf("generate %s: %v", alg, err)
+		}
+		path := filepath.Join(t.TempDir(), "key.pem")
+		os.WriteFile(path, pemOut.Bytes(), 0o600)
+		var out bytes.Buffer
+		if err := run(context.Background(), []string{"fhir-bridge", "keys", "jwks", path}, func(string) string { return "" }, &out, &out); err != nil {
+			t.Fatalf("jwks: %v", err)
+		}
+		if !strings.Contains(out.String(), `"alg": "`+alg+`"`) || strings.Contains(out.String(), `"d":`) {
+			t.Errorf("%s JWKS %s: want the public key with its alg and no private member", alg, out.String())
+		}
+	}
+}

@@ -34,6 +34,7 @@ Commands:
   run       run the bridge with a configuration file (production)
   demo      run everything in one process: embedded Kafka, simulated devices, sandbox EHR
   map       map one payload with the native format or templates; print FHIR or HL7
+  keys      generate a SMART Backend Services key, print the JWKS to publish
   replay    re-inject a route's dead letters into its source topic
   validate  validate a FHIR R4 resource or Bundle and print each issue with its path
   version   print the version
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runDemo(ctx, rest, getenv, stdout, stderr)
 	case "map":
 		return runMap(ctx, rest, stdin, stdout)
+	case "keys":
+		return runKeys(rest, stdout)
 	case "replay":
 		return runReplay(ctx, rest, getenv, stdout)
 	case "validate":
