@@ -182,7 +182,8 @@ func (s *Stats) add(o Stats) {
 // acknowledgement. It never contains message content.
 type SendError struct {
 	// Op is the step that failed:
-	//	"send"      the message or control id is invalid (ErrInvalidMessage)
+	//	"send"      the message or control id is invalid (ErrInvalidMessage),
+	//	            or the Pool is closed (ErrClosed)
 	//	"wait"      the context ended, or the Sender was closed, while
 	//	            another Send had the connection
 	//	"backoff"   the context ended, or the Sender was closed, while
@@ -306,20 +307,20 @@ func (s *Sender) Send(ctx context.Context, msg []byte, controlID string) (ACK, e
 	s.sends.Add(1)
 	if err := checkMessage(msg, controlID); err != nil {
 		s.failed.Add(1)
-		return ACK{}, s.error("send", controlID, err)
+		return ACK{}, s.newError("send", controlID, err)
 	}
 	if err := ctx.Err(); err != nil {
 		s.failed.Add(1)
-		return ACK{}, s.error("wait", controlID, err)
+		return ACK{}, s.newError("wait", controlID, err)
 	}
 	select {
 	case s.sem <- struct{}{}:
 	case <-ctx.Done():
 		s.failed.Add(1)
-		return ACK{}, s.error("wait", controlID, ctx.Err())
+		return ACK{}, s.newError("wait", controlID, ctx.Err())
 	case <-s.closing.Done():
 		s.failed.Add(1)
-		return ACK{}, s.error("wait", controlID, ErrClosed)
+		return ACK{}, s.newError("wait", controlID, ErrClosed)
 	}
 	defer func() { <-s.sem }()
 
@@ -328,7 +329,7 @@ func (s *Sender) Send(ctx context.Context, msg []byte, controlID string) (ACK, e
 	s.mu.Unlock()
 	if closed {
 		s.failed.Add(1)
-		return ACK{}, s.error("dial", controlID, ErrClosed)
+		return ACK{}, s.newError("dial", controlID, ErrClosed)
 	}
 	if c == nil {
 		var serr *SendError
@@ -367,14 +368,34 @@ func checkMessage(msg []byte, controlID string) error {
 	case bytes.IndexByte(msg, StartBlock) >= 0 || bytes.IndexByte(msg, EndBlock) >= 0:
 		return fmt.Errorf("%w: message contains an MLLP block character", ErrInvalidMessage)
 	}
-	msh, _ := nextSegment(string(msg))
-	if !isSegment(msh, "MSH") {
+	msh := msg
+	if end := bytes.IndexAny(msh, "\r\n"); end >= 0 {
+		msh = msh[:end]
+	}
+	if len(msh) < 4 || string(msh[:3]) != "MSH" {
 		return fmt.Errorf("%w: message does not start with an MSH segment", ErrInvalidMessage)
 	}
-	if field(msh, msh[3], 9) != controlID {
+	if string(mshField(msh, 10)) != controlID {
 		return fmt.Errorf("%w: control id is not the message's MSH-10", ErrInvalidMessage)
 	}
 	return nil
+}
+
+// mshField returns field MSH-n (n >= 2) of an MSH segment without copying.
+func mshField(msh []byte, n int) []byte {
+	fs := msh[3]
+	f := msh[4:] // from MSH-2
+	for ; n > 2; n-- {
+		i := bytes.IndexByte(f, fs)
+		if i < 0 {
+			return nil
+		}
+		f = f[i+1:]
+	}
+	if i := bytes.IndexByte(f, fs); i >= 0 {
+		f = f[:i]
+	}
+	return f
 }
 
 // connect waits out the reconnect backoff and opens a connection. The
@@ -382,7 +403,7 @@ func checkMessage(msg []byte, controlID string) error {
 func (s *Sender) connect(ctx context.Context, controlID string) (*mllpConn, *SendError) {
 	if wait := time.Until(s.retryAt); wait > 0 {
 		if err := s.sleep(ctx, wait); err != nil {
-			return nil, s.error("backoff", controlID, err)
+			return nil, s.newError("backoff", controlID, err)
 		}
 	}
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
@@ -406,7 +427,7 @@ func (s *Sender) connect(ctx context.Context, controlID string) (*mllpConn, *Sen
 	if s.closed {
 		s.mu.Unlock()
 		nc.Close()
-		return nil, s.error("dial", controlID, ErrClosed)
+		return nil, s.newError("dial", controlID, ErrClosed)
 	}
 	s.cur = c
 	s.mu.Unlock()
@@ -424,7 +445,7 @@ func (s *Sender) failedDial(ctx context.Context, op, controlID string, err error
 		err = ctx.Err()
 	}
 	s.noteFailure(err)
-	return s.error(op, controlID, err)
+	return s.newError(op, controlID, err)
 }
 
 // noteFailure counts a connection failure and sets the time before which
@@ -518,7 +539,7 @@ func (s *Sender) exchange(ctx context.Context, c *mllpConn, msg []byte, controlI
 		}
 		ack, err := ParseACK(frame)
 		if err != nil {
-			return ACK{}, s.error("ack", controlID, err)
+			return ACK{}, s.newError("ack", controlID, err)
 		}
 		if ack.ControlID != controlID {
 			s.strays.Add(1)
@@ -544,7 +565,7 @@ func (s *Sender) ioError(ctx context.Context, op, controlID string, err error, c
 	case err == io.EOF:
 		err = fmt.Errorf("connection closed by the engine: %w", io.ErrUnexpectedEOF)
 	}
-	return s.error(op, controlID, err)
+	return s.newError(op, controlID, err)
 }
 
 // drop closes c and forgets it if it is still the current connection.
@@ -557,7 +578,7 @@ func (s *Sender) drop(c *mllpConn) {
 	c.nc.Close()
 }
 
-func (s *Sender) error(op, controlID string, err error) *SendError {
+func (s *Sender) newError(op, controlID string, err error) *SendError {
 	return &SendError{Op: op, Addr: s.cfg.Addr, ControlID: controlID, Err: err}
 }
 
