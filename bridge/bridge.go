@@ -106,6 +106,9 @@ func New(cfg Config, d Deps) (*Bridge, error) {
 			grace:     cfg.ShutdownGrace,
 			now:       time.Now,
 		})
+		if f := rc.Destination.FHIR; f != nil {
+			b.routes[len(b.routes)-1].batch = batching{maxEntries: f.Batch.MaxEntries, maxBytes: f.Batch.MaxBytes, linger: f.Batch.Linger}
+		}
 		if d.DeadLetters != nil {
 			r := b.routes[len(b.routes)-1]
 			r.dlq, r.dlqTopic = d.DeadLetters(rc), rc.DeadLetterTopic

@@ -129,8 +129,24 @@ type FHIRDestination struct {
 	// TLS sets trusted CAs and a client certificate (mutual TLS).
 	// Default: the system roots, no client certificate.
 	TLS *TLSFiles `yaml:"tls"`
+	// Batch groups readings into batch Bundles.
+	Batch BatchConfig `yaml:"batch"`
 	// Auth says how the bridge authenticates to the server. Default: none.
 	Auth *FHIRAuth `yaml:"auth"`
+}
+
+// BatchConfig limits the batch Bundles a FHIR route posts. Readings that
+// arrive within Linger of the first are sent together; their offsets are
+// committed together once every entry is delivered or dead-lettered.
+type BatchConfig struct {
+	// MaxEntries per Bundle. 1 posts each reading on its own (servers
+	// without batch support). Default: 100.
+	MaxEntries int `yaml:"max_entries"`
+	// MaxBytes per Bundle, roughly. Default: 1 MiB.
+	MaxBytes int `yaml:"max_bytes"`
+	// Linger is how long to wait for more readings after the first.
+	// Default: 20ms.
+	Linger time.Duration `yaml:"linger"`
 }
 
 // FHIRAuth is how the bridge authenticates to a FHIR server: exactly one of
@@ -233,6 +249,17 @@ func (c *Config) SetDefaults() {
 		}
 		if r.Destination.FHIR != nil && r.Destination.FHIR.Timeout == 0 {
 			r.Destination.FHIR.Timeout = 10 * time.Second
+		}
+		if f := r.Destination.FHIR; f != nil {
+			if f.Batch.MaxEntries == 0 {
+				f.Batch.MaxEntries = 100
+			}
+			if f.Batch.MaxBytes == 0 {
+				f.Batch.MaxBytes = 1 << 20
+			}
+			if f.Batch.Linger == 0 {
+				f.Batch.Linger = 20 * time.Millisecond
+			}
 		}
 		if f := r.Destination.FHIR; f != nil && f.Auth != nil {
 			if sb := f.Auth.SMARTBackend; sb != nil && len(sb.Scopes) == 0 {
@@ -356,6 +383,12 @@ func (c Config) Validate() error {
 		}
 		if f.Timeout < 0 {
 			bad(p+".destination.fhir.timeout", "must not be negative")
+		}
+		if f.Batch.MaxEntries < 0 || f.Batch.MaxEntries > 1000 {
+			bad(p+".destination.fhir.batch.max_entries", "must be between 1 and 1000")
+		}
+		if f.Batch.MaxBytes < 0 || f.Batch.Linger < 0 {
+			bad(p+".destination.fhir.batch", "max_bytes and linger must not be negative")
 		}
 		if f.TLS != nil && (f.TLS.CertFile == "") != (f.TLS.KeyFile == "") {
 			bad(p+".destination.fhir.tls", "cert_file and key_file go together")

@@ -51,7 +51,7 @@ routes:
 					Topic:           "vitals.ward-7",
 					GroupID:         "fhir-bridge.ward-7",
 					DeadLetterTopic: "vitals.ward-7.dead-letter",
-					Destination:     DestinationConfig{FHIR: &FHIRDestination{BaseURL: "https://ehr.example.org/fhir", Timeout: 5 * time.Second}},
+					Destination:     DestinationConfig{FHIR: &FHIRDestination{BaseURL: "https://ehr.example.org/fhir", Timeout: 5 * time.Second, Batch: defaultBatch}},
 				}},
 				IdentifierSystem: DefaultIdentifierSystem,
 				ShutdownGrace:    10 * time.Second,
@@ -94,11 +94,11 @@ routes:
 				Audit: AuditConfig{DSN: "postgresql://bridge@localhost/audit"},
 				Routes: []RouteConfig{
 					{Name: "icu", Topic: "vitals.icu", GroupID: "custom-icu", DeadLetterTopic: "vitals.icu.dead-letter",
-						Destination: DestinationConfig{FHIR: &FHIRDestination{BaseURL: "http://127.0.0.1:8080/fhir", Timeout: 10 * time.Second}}},
+						Destination: DestinationConfig{FHIR: &FHIRDestination{BaseURL: "http://127.0.0.1:8080/fhir", Timeout: 10 * time.Second, Batch: defaultBatch}}},
 					{Name: "ward_2", Topic: "Vitals-Ward_2", GroupID: "fhir-bridge.ward_2", DeadLetterTopic: "Vitals-Ward_2.dead-letter",
-						Destination: DestinationConfig{FHIR: &FHIRDestination{BaseURL: "http://localhost:8080/fhir", Timeout: 250 * time.Millisecond}}},
+						Destination: DestinationConfig{FHIR: &FHIRDestination{BaseURL: "http://localhost:8080/fhir", Timeout: 250 * time.Millisecond, Batch: defaultBatch}}},
 					{Name: "lab", Topic: "vitals.lab", GroupID: "fhir-bridge.lab", DeadLetterTopic: "vitals.lab.dead-letter",
-						Destination: DestinationConfig{FHIR: &FHIRDestination{BaseURL: "http://[::1]:8080/fhir", Timeout: 10 * time.Second}}},
+						Destination: DestinationConfig{FHIR: &FHIRDestination{BaseURL: "http://[::1]:8080/fhir", Timeout: 10 * time.Second, Batch: defaultBatch}}},
 				},
 				IdentifierSystem: "urn:oid:1.2.3.4",
 				ShutdownGrace:    3 * time.Second,
@@ -123,7 +123,7 @@ routes:
 				Audit: AuditConfig{DSN: "postgres://bridge@postgres/audit"},
 				Routes: []RouteConfig{{
 					Name: "compose", Topic: "vitals", GroupID: "fhir-bridge.compose", DeadLetterTopic: "vitals.dead-letter",
-					Destination: DestinationConfig{FHIR: &FHIRDestination{BaseURL: "http://hapi:8080/fhir", Timeout: 10 * time.Second, AllowPlainHTTP: true}},
+					Destination: DestinationConfig{FHIR: &FHIRDestination{BaseURL: "http://hapi:8080/fhir", Timeout: 10 * time.Second, AllowPlainHTTP: true, Batch: defaultBatch}},
 				}},
 				IdentifierSystem: DefaultIdentifierSystem,
 				ShutdownGrace:    10 * time.Second,
@@ -137,6 +137,7 @@ routes:
 			if err != nil {
 				t.Fatalf("ParseConfig: %v", err)
 			}
+			got.Getenv = nil // a function; compared by what it returns elsewhere
 			diff(t, "config", got, tt.want)
 		})
 	}
@@ -202,6 +203,8 @@ func fieldsOf(err error) []string {
 	slices.Sort(out)
 	return out
 }
+
+var defaultBatch = BatchConfig{MaxEntries: 100, MaxBytes: 1 << 20, Linger: 20 * time.Millisecond}
 
 func TestParseConfigInvalid(t *testing.T) {
 	const kafka = "kafka: {brokers: [kafka-1:9092]}\n"

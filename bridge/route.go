@@ -47,6 +47,7 @@ type route struct {
 	src       Source
 	sink      Sink        // FHIR destinations; used when dest is nil
 	dest      destination // nil: FHIR through sink
+	batch     batching
 	closeDest func() error
 	audit     AuditLog
 	mapper    Mapper
@@ -64,18 +65,18 @@ type route struct {
 // run processes messages until ctx ends. It returns nil on a requested stop.
 func (r *route) run(ctx context.Context) error {
 	for {
-		msg, err := r.src.FetchMessage(ctx)
+		msgs, err := r.fetchBatch(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("route %s: fetch: %w", r.name, err)
 		}
-		r.stats.received.Add(1)
-		if err := r.handle(ctx, msg); err != nil {
+		r.stats.received.Add(int64(len(msgs)))
+		if err := r.handleBatch(ctx, msgs); err != nil {
 			if errors.Is(err, errStopped) || ctx.Err() != nil {
-				r.log.Info("stopped with a message in flight; it will be redelivered",
-					"route", r.name, "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset)
+				r.log.Info("stopped with messages in flight; they will be redelivered",
+					"route", r.name, "topic", msgs[0].Topic, "partition", msgs[0].Partition, "offset", msgs[0].Offset, "messages", len(msgs))
 				return nil
 			}
 			return fmt.Errorf("route %s: %w", r.name, err)
@@ -94,114 +95,175 @@ func graceContext(parent context.Context, grace time.Duration) (context.Context,
 	return ctx, func() { stop(); cancel() }
 }
 
-// handle takes one message to a final state (every reading in it delivered
-// or rejected), records it durably and commits its offset. It returns an
-// error only if the message must not be committed.
+// handle takes one message to a final state; see handleBatch.
 func (r *route) handle(ctx context.Context, msg kafka.Message) error {
+	return r.handleBatch(ctx, []kafka.Message{msg})
+}
+
+// msgState is the progress of one message through handleBatch.
+type msgState struct {
+	msg      kafka.Message
+	base     audit.Event
+	started  time.Time
+	readings []mapped
+	skipped  []audit.Event
+	mapErr   error
+	results  []delivery
+}
+
+// delivery is the outcome of one unit: err nil means delivered; otherwise it
+// wraps errPermanent.
+type delivery struct {
+	res      sent
+	attempts int
+	err      error
+}
+
+// handleBatch takes messages to a final state (every reading delivered or
+// rejected), records them durably and commits their offsets. It returns an
+// error only if the messages must not be committed.
+func (r *route) handleBatch(ctx context.Context, msgs []kafka.Message) error {
 	work, cancel := graceContext(ctx, r.grace)
 	defer cancel()
 
-	base := audit.Event{
-		Actor:         audit.ActorSystem,
-		Route:         r.name,
-		Topic:         msg.Topic,
-		Partition:     msg.Partition,
-		Offset:        msg.Offset,
-		CorrelationID: correlationID(msg),
+	states := make([]*msgState, len(msgs))
+	var units []mapped
+	for i, msg := range msgs {
+		st := &msgState{msg: msg, started: r.now(), base: audit.Event{
+			Actor:         audit.ActorSystem,
+			Route:         r.name,
+			Topic:         msg.Topic,
+			Partition:     msg.Partition,
+			Offset:        msg.Offset,
+			CorrelationID: correlationID(msg),
+		}}
+		st.readings, st.skipped, st.mapErr = r.mapMessage(msg, st.base)
+		units = append(units, st.readings...)
+		states[i] = st
 	}
+	results, err := r.deliverAll(ctx, work, units)
+	if err != nil {
+		return err
+	}
+	var events []audit.Event
+	for _, st := range states {
+		st.results, results = results[:len(st.readings)], results[len(st.readings):]
+		evs, err := r.finish(ctx, work, st)
+		if err != nil {
+			return err
+		}
+		events = append(events, evs...)
+	}
+	if err := r.record(ctx, work, events); err != nil {
+		return err
+	}
+	if err := r.src.CommitMessages(work, msgs...); err != nil {
+		// Not fatal: the readings are delivered and audited; a redelivery
+		// after a rebalance is absorbed by conditional create.
+		r.log.Warn("commit failed; messages may be redelivered", "route", r.name, "messages", len(msgs),
+			"topic", msgs[0].Topic, "partition", msgs[0].Partition, "offset", msgs[0].Offset, "err", err)
+	}
+	return nil
+}
+
+// finish builds one message's audit events from its mapping and delivery
+// results, writes its dead letter when something was rejected, and counts it.
+func (r *route) finish(ctx, work context.Context, st *msgState) ([]audit.Event, error) {
 	event := func(ref audit.Event, action, outcome string) audit.Event {
 		e := ref
 		e.Time, e.Action, e.Outcome = r.now(), action, outcome
 		return e
 	}
-	received := event(base, audit.ActionReceived, audit.OutcomeSuccess)
-	events := []audit.Event{received}
-
-	started := r.now()
-	readings, skipped, err := r.mapMessage(msg, base)
+	events := []audit.Event{event(st.base, audit.ActionReceived, audit.OutcomeSuccess)}
+	events[0].Time = st.started
 	rejected := 0
 	var status int
 	var detail string
-	dl := deadLetter{first: started, attempts: 1}
-	if err != nil {
-		e := event(base, audit.ActionRejected, audit.OutcomeFailure)
-		e.Detail = "map: " + err.Error()
+	dl := deadLetter{first: st.started, attempts: 1}
+	if st.mapErr != nil {
+		e := event(st.base, audit.ActionRejected, audit.OutcomeFailure)
+		e.Detail = "map: " + st.mapErr.Error()
 		events = append(events, e)
 		rejected, detail = 1, e.Detail
-		dl.stage, dl.reason, dl.err = "map", "invalid-payload", err.Error()
+		dl.stage, dl.reason, dl.err = "map", "invalid-payload", st.mapErr.Error()
 	} else {
 		// The references are known only after mapping; the received event
 		// gets the first reading's, so a search by patient or device finds the
 		// whole history.
-		first := base
-		if len(readings) > 0 {
-			first = readings[0].ref
-		} else if len(skipped) > 0 {
-			first = skipped[0]
+		first := st.base
+		if len(st.readings) > 0 {
+			first = st.readings[0].ref
+		} else if len(st.skipped) > 0 {
+			first = st.skipped[0]
 		}
 		events[0].Device, events[0].Patient, events[0].Resource = first.Device, first.Patient, first.Resource
-		for _, e := range skipped {
+		for _, e := range st.skipped {
 			events = append(events, event(e, audit.ActionSkipped, audit.OutcomeSuccess))
 		}
 	}
-	for _, rd := range readings {
+	for i, rd := range st.readings {
 		events = append(events, event(rd.ref, audit.ActionMapped, audit.OutcomeSuccess))
-		res, attempts, err := r.deliver(ctx, work, msg, rd)
-		if err != nil && !errors.Is(err, errPermanent) {
-			return err
-		}
-		if err != nil {
+		d := st.results[i]
+		if d.err != nil {
 			e := event(rd.ref, audit.ActionRejected, audit.OutcomeFailure)
-			e.Detail = "deliver: " + err.Error()
-			e.Status = statusOf(err)
+			e.Detail = "deliver: " + d.err.Error()
+			e.Status = statusOf(d.err)
 			events = append(events, e)
 			rejected++
 			status, detail = e.Status, e.Detail
-			dl.stage, dl.err, dl.device, dl.attempts = "deliver", err.Error(), rd.ref.Device, max(dl.attempts, attempts)
-			dl.reason = reasonOf(err)
+			dl.stage, dl.err, dl.device, dl.attempts = "deliver", d.err.Error(), rd.ref.Device, max(dl.attempts, d.attempts)
+			dl.reason = reasonOf(d.err)
 			continue
 		}
-		// A destination that keeps a ledger records the delivery before the
-		// commit, so a redelivery is recognised; its failure is retried.
-		if err := r.retry(ctx, "delivery ledger", func() error { return r.destination().record(work, rd) }); err != nil {
-			return err
-		}
 		e := event(rd.ref, audit.ActionDelivered, audit.OutcomeSuccess)
-		e.Status, e.Location = res.status, res.location
+		e.Status, e.Location = d.res.status, d.res.location
 		events = append(events, e)
 	}
-
 	if rejected > 0 && r.dlq != nil {
 		dl.last = r.now()
-		if dl.device == "" && len(readings) > 0 {
-			dl.device = readings[0].ref.Device
+		if dl.device == "" && len(st.readings) > 0 {
+			dl.device = st.readings[0].ref.Device
 		}
 		if err := r.retry(ctx, "dead-letter write", func() error {
-			return r.dlq.WriteMessages(work, dl.record(r.name, msg))
+			return r.dlq.WriteMessages(work, dl.record(r.name, st.msg))
 		}); err != nil {
-			return err
+			return nil, err
 		}
-		e := event(base, audit.ActionDeadLettered, audit.OutcomeFailure)
+		e := event(st.base, audit.ActionDeadLettered, audit.OutcomeFailure)
 		e.Location, e.Detail = r.dlqTopic, dl.stage+": "+dl.reason
 		events = append(events, e)
-	}
-	if err := r.record(ctx, work, events); err != nil {
-		return err
-	}
-	if err := r.src.CommitMessages(work, msg); err != nil {
-		// Not fatal: the readings are delivered and audited; a redelivery
-		// after a rebalance is absorbed by conditional create.
-		r.log.Warn("commit failed; the message may be redelivered", "route", r.name,
-			"topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", err)
 	}
 	if rejected == 0 {
 		r.stats.delivered.Add(1)
 	} else {
 		r.stats.deadLettered.Add(1)
-		r.log.Warn("reading rejected", "route", r.name, "topic", msg.Topic, "partition", msg.Partition,
-			"offset", msg.Offset, "readings", len(readings), "rejected", rejected, "status", status, "stage", stage(detail))
+		r.log.Warn("reading rejected", "route", r.name, "topic", st.msg.Topic, "partition", st.msg.Partition,
+			"offset", st.msg.Offset, "readings", len(st.readings), "rejected", rejected, "status", status, "stage", stage(detail))
 	}
-	return nil
+	return events, nil
+}
+
+// deliverAll delivers units, in a batch when the destination supports it,
+// and records each success where the destination keeps a ledger (before the
+// commit, so a redelivery is recognised). It fails only when the route stops.
+func (r *route) deliverAll(ctx, work context.Context, units []mapped) ([]delivery, error) {
+	if bs, ok := r.batchSink(); ok && len(units) > 1 {
+		return r.deliverBatch(ctx, work, bs, units)
+	}
+	out := make([]delivery, len(units))
+	for i, u := range units {
+		res, attempts, err := r.deliver(ctx, work, u)
+		if err != nil && !errors.Is(err, errPermanent) {
+			return nil, err
+		}
+		out[i] = delivery{res: res, attempts: attempts, err: err}
+		if err == nil {
+			if err := r.retry(ctx, "delivery ledger", func() error { return r.destination().record(work, u) }); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
 }
 
 // mapped is one unit ready to deliver (an Observation, an ORU^R01), with
@@ -251,7 +313,7 @@ var errPermanent = errors.New("permanent failure")
 // the route stops (errStopped), and says how many attempts it took. Between
 // attempts the partition waits: later readings of the same device must not
 // overtake this one.
-func (r *route) deliver(ctx, work context.Context, msg kafka.Message, m mapped) (sent, int, error) {
+func (r *route) deliver(ctx, work context.Context, m mapped) (sent, int, error) {
 	dest := r.destination()
 	for attempt := 1; ; attempt++ {
 		res, err := dest.send(work, m)
@@ -270,8 +332,8 @@ func (r *route) deliver(ctx, work context.Context, msg kafka.Message, m mapped) 
 		}
 		r.stats.retries.Add(1)
 		wait := r.backoff.wait(attempt, err)
-		attrs := []any{"route", r.name, "topic", msg.Topic, "partition", msg.Partition,
-			"offset", msg.Offset, "attempt", attempt, "wait", wait, "status", statusOf(err)}
+		attrs := []any{"route", r.name, "topic", m.ref.Topic, "partition", m.ref.Partition,
+			"offset", m.ref.Offset, "attempt", attempt, "wait", wait, "status", statusOf(err)}
 		var te *fhir.TransportError
 		if errors.As(err, &te) {
 			// Connection and token errors name hosts and OAuth codes, never

@@ -744,8 +744,10 @@ routes:
 		t.Fatalf("EHR created %d, want 3; logs:\n%s", st.Created, logs)
 	}
 	st := as.Stats()
-	if st.Issued != 1 || st.Authorized != 3 || st.Unauthorized != 0 {
-		t.Errorf("token server stats %+v: want one token reused for 3 authorized requests", st)
+	// The three readings may travel in one batch Bundle or several requests;
+	// either way one token serves them all.
+	if st.Issued != 1 || st.Authorized < 1 || st.Unauthorized != 0 {
+		t.Errorf("token server stats %+v: want one token reused for every authorized request", st)
 	}
 	if strings.Contains(logs.String(), "BEGIN") || strings.Contains(logs.String(), "eyJ") {
 		t.Error("logs contain key material or a JWT")

@@ -1,9 +1,10 @@
 // Package fhirsandbox is a small in-memory FHIR R4 server that stands in for an
 // EHR: in the demo, so the bridge has somewhere real to deliver, and in tests,
 // where it counts what arrived. It implements create and conditional create
-// (If-None-Exist on identifier) and read, validates every resource it receives
-// with google/fhir's validating unmarshaller plus the vital-signs profile rules,
-// and rejects what fails with a 400 OperationOutcome, as a strict EHR would.
+// (If-None-Exist on identifier), batch Bundles of such creates, and read. It
+// validates every resource it receives with google/fhir's validating
+// unmarshaller plus the vital-signs profile rules, and rejects what fails with
+// a 400 OperationOutcome, as a strict EHR would.
 package fhirsandbox
 
 import (
@@ -30,6 +31,7 @@ type Stats struct {
 	Created  int // resources created (201)
 	Matched  int // conditional creates that matched an existing resource (200)
 	Rejected int // create requests answered 4xx
+	Batches  int // batch Bundles answered 200; their entries count as creates above
 }
 
 // Server is an http.Handler serving [base]/[type] and [base]/[type]/[id].
@@ -101,6 +103,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == http.MethodPost && len(parts) == 1 && parts[0] != "":
 		s.create(w, r, parts[0])
+	case r.Method == http.MethodPost && len(parts) == 1 && r.ContentLength != 0:
+		s.batch(w, r)
 	case r.Method == http.MethodGet && len(parts) == 2:
 		s.read(w, parts[0]+"/"+parts[1])
 	default:
@@ -132,19 +136,61 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, resourceType str
 	s.stats.Posts++
 	s.mu.Unlock()
 
-	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || (mt != "application/fhir+json" && mt != "application/json") {
-		s.reject(w, http.StatusUnsupportedMediaType, "not-supported", "", "Content-Type must be application/fhir+json")
-		return
-	}
-	if cs := params["charset"]; cs != "" && !strings.EqualFold(cs, "utf-8") {
-		s.reject(w, http.StatusUnsupportedMediaType, "not-supported", "", "charset must be utf-8")
+	if status, msg := checkContentType(r); status != 0 {
+		s.reject(w, status, "not-supported", "", msg)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		s.reject(w, http.StatusRequestEntityTooLarge, "too-long", "", "body too large or unreadable")
 		return
+	}
+	res := s.createOne(resourceType, body, r.Header.Get("If-None-Exist"), "If-None-Exist")
+	if res.status >= 300 {
+		writeOO(w, res.status, res.issues)
+		return
+	}
+	if s.BeforeRespond != nil {
+		s.BeforeRespond(r, res.condIdent)
+	}
+	w.Header().Set("Location", "/"+res.key+"/_history/1")
+	if res.status == http.StatusCreated {
+		w.Header().Set("ETag", `W/"1"`)
+	}
+	w.WriteHeader(res.status)
+}
+
+// checkContentType returns a non-zero status and a message when the request
+// body is not FHIR JSON in UTF-8.
+func checkContentType(r *http.Request) (int, string) {
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (mt != "application/fhir+json" && mt != "application/json") {
+		return http.StatusUnsupportedMediaType, "Content-Type must be application/fhir+json"
+	}
+	if cs := params["charset"]; cs != "" && !strings.EqualFold(cs, "utf-8") {
+		return http.StatusUnsupportedMediaType, "charset must be utf-8"
+	}
+	return 0, ""
+}
+
+// createResult is the outcome of one create, plain or in a batch.
+type createResult struct {
+	status    int       // 201, 200 (conditional match) or the error status
+	key       string    // "Type/id" on success
+	condIdent string    // the matched or registered identifier of a conditional create
+	issues    []ooIssue // on failure
+}
+
+// createOne validates and stores one resource. cond is the If-None-Exist
+// search; condName names where it came from, for error messages. It counts
+// Created, Matched and Rejected; the caller counts Posts.
+func (s *Server) createOne(resourceType string, body []byte, cond, condName string) createResult {
+	fail := s.createFail
+	failIssues := func(issues []fhir.Issue) createResult {
+		s.mu.Lock()
+		s.stats.Rejected++
+		s.mu.Unlock()
+		return createResult{status: http.StatusBadRequest, issues: issuesOO(issues)}
 	}
 	msg, err := s.codec.Decode(body)
 	if err != nil {
@@ -154,25 +200,21 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, resourceType str
 		} else {
 			issues = []fhir.Issue{{Path: resourceType, Severity: "error", Message: err.Error()}}
 		}
-		s.rejectIssues(w, issues)
-		return
+		return failIssues(issues)
 	}
 	cr, ok := msg.(*crpb.ContainedResource)
 	if !ok {
-		s.reject(w, http.StatusBadRequest, "structure", "", "not a resource")
-		return
+		return fail(http.StatusBadRequest, "structure", "", "not a resource")
 	}
 	var identifiers []string
 	switch resourceType {
 	case "Observation":
 		obs := cr.GetObservation()
 		if obs == nil {
-			s.reject(w, http.StatusBadRequest, "invalid", "resourceType", "body is not an Observation")
-			return
+			return fail(http.StatusBadRequest, "invalid", "resourceType", "body is not an Observation")
 		}
 		if issues := fhir.CheckVitalSigns(obs); len(issues) > 0 {
-			s.rejectIssues(w, issues)
-			return
+			return failIssues(issues)
 		}
 		for _, id := range obs.GetIdentifier() {
 			identifiers = append(identifiers, id.GetSystem().GetValue()+"|"+id.GetValue().GetValue())
@@ -183,40 +225,31 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, resourceType str
 		}
 		_ = json.Unmarshal(body, &head)
 		if head.ResourceType != resourceType {
-			s.reject(w, http.StatusBadRequest, "invalid", "resourceType", fmt.Sprintf("body is %q, URL says %q", head.ResourceType, resourceType))
-			return
+			return fail(http.StatusBadRequest, "invalid", "resourceType", fmt.Sprintf("body is %q, URL says %q", head.ResourceType, resourceType))
 		}
 	}
 
 	if s.Reject != nil {
 		if status, msg := s.Reject(body); status != 0 {
-			s.reject(w, status, "business-rule", "", msg)
-			return
+			return fail(status, "business-rule", "", msg)
 		}
 	}
 
-	cond := r.Header.Get("If-None-Exist")
 	var condIdent string
 	if cond != "" {
 		q, err := url.ParseQuery(cond)
 		if err != nil || len(q) != 1 || len(q["identifier"]) != 1 || !strings.Contains(q.Get("identifier"), "|") {
-			s.reject(w, http.StatusBadRequest, "not-supported", "", "If-None-Exist: only identifier=system|value is supported")
-			return
+			return fail(http.StatusBadRequest, "not-supported", "", condName+": only identifier=system|value is supported")
 		}
 		condIdent = q.Get("identifier")
 	}
 
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if condIdent != "" {
 		if key, ok := s.byIdent[resourceType+"|"+condIdent]; ok {
 			s.stats.Matched++
-			s.mu.Unlock()
-			if s.BeforeRespond != nil {
-				s.BeforeRespond(r, condIdent)
-			}
-			w.Header().Set("Location", "/"+key+"/_history/1")
-			w.WriteHeader(http.StatusOK)
-			return
+			return createResult{status: http.StatusOK, key: key, condIdent: condIdent}
 		}
 	}
 	s.nextID++
@@ -228,21 +261,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, resourceType str
 		s.creates[id]++
 	}
 	s.stats.Created++
-	s.mu.Unlock()
-
-	if s.BeforeRespond != nil {
-		s.BeforeRespond(r, condIdent)
-	}
-	w.Header().Set("Location", "/"+key+"/_history/1")
-	w.Header().Set("ETag", `W/"1"`)
-	w.WriteHeader(http.StatusCreated)
-}
-
-func (s *Server) rejectIssues(w http.ResponseWriter, issues []fhir.Issue) {
-	s.mu.Lock()
-	s.stats.Rejected++
-	s.mu.Unlock()
-	writeIssues(w, http.StatusBadRequest, issues)
+	return createResult{status: http.StatusCreated, key: key, condIdent: condIdent}
 }
 
 type ooIssue struct {
@@ -252,20 +271,24 @@ type ooIssue struct {
 	Expression  []string `json:"expression,omitempty"`
 }
 
-func writeOutcome(w http.ResponseWriter, status int, code, expr, msg string) {
+func newIssue(code, expr, msg string) ooIssue {
 	is := ooIssue{Severity: "error", Code: code, Diagnostics: msg}
 	if expr != "" {
 		is.Expression = []string{expr}
 	}
-	writeOO(w, status, []ooIssue{is})
+	return is
 }
 
-func writeIssues(w http.ResponseWriter, status int, issues []fhir.Issue) {
+func issuesOO(issues []fhir.Issue) []ooIssue {
 	out := make([]ooIssue, len(issues))
 	for i, is := range issues {
 		out[i] = ooIssue{Severity: is.Severity, Code: "invalid", Diagnostics: is.Message, Expression: []string{is.Path}}
 	}
-	writeOO(w, status, out)
+	return out
+}
+
+func writeOutcome(w http.ResponseWriter, status int, code, expr, msg string) {
+	writeOO(w, status, []ooIssue{newIssue(code, expr, msg)})
 }
 
 func writeOO(w http.ResponseWriter, status int, issues []ooIssue) {
