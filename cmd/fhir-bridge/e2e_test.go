@@ -31,7 +31,7 @@ import (
 // These tests drive run() against the real Kafka broker and PostgreSQL server
 // that `make test` starts, and an in-process sandbox EHR.
 
-func kafkaAddr(t *testing.T) string {
+func kafkaAddr(t testing.TB) string {
 	t.Helper()
 	addr := os.Getenv("BRIDGE_TEST_KAFKA")
 	if addr == "" {
@@ -46,7 +46,7 @@ func randomName(prefix string) string {
 	return prefix + "-" + hex.EncodeToString(b)
 }
 
-func createTopic(t *testing.T, addr, topic string, partitions int) {
+func createTopic(t testing.TB, addr, topic string, partitions int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -62,7 +62,7 @@ func createTopic(t *testing.T, addr, topic string, partitions int) {
 	}
 }
 
-func produce(t *testing.T, addr, topic string, msgs ...kafka.Message) {
+func produce(t testing.TB, addr, topic string, msgs ...kafka.Message) {
 	t.Helper()
 	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: topic, Balancer: &kafka.Hash{},
 		BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll, AllowAutoTopicCreation: false}
@@ -82,7 +82,7 @@ func reading(device, patient string, at time.Time, value string) kafka.Message {
 
 // committed returns the group's committed offsets summed over partitions:
 // with offsets starting at 0 that is the number of messages committed.
-func committed(t *testing.T, addr, group, topic string, partitions int) int64 {
+func committed(t testing.TB, addr, group, topic string, partitions int) int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -108,7 +108,7 @@ func committed(t *testing.T, addr, group, topic string, partitions int) int64 {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -126,7 +126,7 @@ type sandboxEHR struct {
 	URL string
 }
 
-func startEHR(t *testing.T) sandboxEHR {
+func startEHR(t testing.TB) sandboxEHR {
 	t.Helper()
 	codec, err := fhir.NewCodec()
 	if err != nil {
@@ -140,7 +140,7 @@ func startEHR(t *testing.T) sandboxEHR {
 	return sandboxEHR{Server: s, URL: srv.URL + "/fhir"}
 }
 
-func writeConfig(t *testing.T, broker, dsn, route, topic, ehrURL string) string {
+func writeConfig(t testing.TB, broker, dsn, route, topic, ehrURL string) string {
 	t.Helper()
 	cfg := fmt.Sprintf(`kafka:
   brokers: [%q]
@@ -185,7 +185,7 @@ func (s *syncBuffer) String() string {
 
 // startBridge runs `fhir-bridge run --config path` until the returned stop
 // function is called; stop waits for run to return and returns its error.
-func startBridge(t *testing.T, path string, logs *syncBuffer) (stop func() error) {
+func startBridge(t testing.TB, path string, logs *syncBuffer) (stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -209,7 +209,7 @@ func startBridge(t *testing.T, path string, logs *syncBuffer) (stop func() error
 	return stop
 }
 
-func auditEvents(t *testing.T, dsn, route string) []audit.Event {
+func auditEvents(t testing.TB, dsn, route string) []audit.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
