@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/fhir-bridge/fhir-bridge/fhir"
@@ -17,10 +18,13 @@ type BatchSink interface {
 
 // batching configures how a FHIR route groups readings into batch Bundles.
 type batching struct {
-	maxEntries int // 1 or less: one create per reading
-	maxBytes   int
-	linger     time.Duration
+	maxEntries  int // 1 or less: one create per reading
+	maxBytes    int
+	linger      time.Duration
+	concurrency int // Bundles in flight at once; at least 1
 }
+
+func (b batching) parallel() int { return max(b.concurrency, 1) }
 
 // batchSink returns the route's batch-capable sink when batching is on.
 func (r *route) batchSink() (BatchSink, bool) {
@@ -46,7 +50,8 @@ func (r *route) fetchBatch(ctx context.Context) ([]kafka.Message, error) {
 	size := len(first.Value)
 	lctx, cancel := context.WithTimeout(ctx, r.batch.linger)
 	defer cancel()
-	for len(msgs) < r.batch.maxEntries && size < r.batch.maxBytes {
+	// Enough for one Bundle per concurrent request.
+	for len(msgs) < r.batch.maxEntries*r.batch.parallel() && size < r.batch.maxBytes*r.batch.parallel() {
 		m, err := r.src.FetchMessage(lctx)
 		if err != nil {
 			break // linger over, or stopping: process what we have
@@ -69,46 +74,33 @@ func (r *route) deliverBatch(ctx, work context.Context, bs BatchSink, units []ma
 		pending[i] = i
 	}
 	for attempt := 1; len(pending) > 0; attempt++ {
-		var retry []int
-		var lastErr error
+		var (
+			mu      sync.Mutex
+			retry   []int
+			lastErr error
+			stopErr error
+			wg      sync.WaitGroup
+		)
+		sem := make(chan struct{}, r.batch.parallel())
 		for _, chunk := range r.chunks(units, pending) {
-			entries := make([]fhir.BatchEntry, len(chunk))
-			for j, i := range chunk {
-				entries[j] = fhir.BatchEntry{ResourceType: "Observation", Body: units[i].body, IfNoneExist: units[i].key}
-				out[i].attempts = attempt
-			}
-			results, err := bs.Batch(work, entries)
-			if err != nil {
-				if work.Err() != nil {
-					return nil, errStopped
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				again, err, stop := r.postChunk(ctx, work, bs, units, chunk, attempt, out)
+				mu.Lock()
+				defer mu.Unlock()
+				retry = append(retry, again...)
+				if err != nil {
+					lastErr = err
 				}
-				if !temporary(err) {
-					// The server refuses the Bundle itself: deliver one by one.
-					for _, i := range chunk {
-						res, attempts, err := r.deliver(ctx, work, units[i])
-						if err != nil && !errors.Is(err, errPermanent) {
-							return nil, err
-						}
-						out[i] = delivery{res: res, attempts: attempt + attempts, err: err}
-					}
-					continue
+				if stop != nil {
+					stopErr = stop
 				}
-				retry, lastErr = append(retry, chunk...), err
-				continue
-			}
-			for j, i := range chunk {
-				res := results[j]
-				switch {
-				case res.OK():
-					out[i] = delivery{res: sent{status: res.Status, location: res.Location}, attempts: attempt}
-				case res.Temporary():
-					retry = append(retry, i)
-					lastErr = &fhir.StatusError{Op: "batch entry", Status: res.Status, Outcome: res.Outcome}
-				default:
-					out[i] = delivery{attempts: attempt, err: fmt.Errorf("%w: %w", errPermanent,
-						&fhir.StatusError{Op: "POST Observation (batch entry)", Status: res.Status, Outcome: res.Outcome})}
-				}
-			}
+			})
+		}
+		wg.Wait()
+		if stopErr != nil {
+			return nil, stopErr
 		}
 		pending = retry
 		if len(pending) == 0 {
@@ -126,6 +118,49 @@ func (r *route) deliverBatch(ctx, work context.Context, bs BatchSink, units []ma
 		}
 	}
 	return out, nil
+}
+
+// postChunk posts one Bundle and settles its entries in out (each goroutine
+// writes only its own chunk's slots). It returns the entries to retry with
+// the error that made them fail, or a stop error when the route is stopping.
+func (r *route) postChunk(ctx, work context.Context, bs BatchSink, units []mapped, chunk []int, attempt int, out []delivery) (retry []int, lastErr, stop error) {
+	entries := make([]fhir.BatchEntry, len(chunk))
+	for j, i := range chunk {
+		entries[j] = fhir.BatchEntry{ResourceType: "Observation", Body: units[i].body, IfNoneExist: units[i].key}
+		out[i].attempts = attempt
+	}
+	results, err := bs.Batch(work, entries)
+	if err != nil {
+		if work.Err() != nil {
+			return nil, nil, errStopped
+		}
+		if temporary(err) {
+			return chunk, err, nil
+		}
+		// The server refuses the Bundle itself: deliver one by one.
+		for _, i := range chunk {
+			res, attempts, err := r.deliver(ctx, work, units[i])
+			if err != nil && !errors.Is(err, errPermanent) {
+				return nil, nil, err
+			}
+			out[i] = delivery{res: res, attempts: attempt + attempts, err: err}
+		}
+		return nil, nil, nil
+	}
+	for j, i := range chunk {
+		res := results[j]
+		switch {
+		case res.OK():
+			out[i] = delivery{res: sent{status: res.Status, location: res.Location}, attempts: attempt}
+		case res.Temporary():
+			retry = append(retry, i)
+			lastErr = &fhir.StatusError{Op: "batch entry", Status: res.Status, Outcome: res.Outcome}
+		default:
+			out[i] = delivery{attempts: attempt, err: fmt.Errorf("%w: %w", errPermanent,
+				&fhir.StatusError{Op: "POST Observation (batch entry)", Status: res.Status, Outcome: res.Outcome})}
+		}
+	}
+	return retry, lastErr, nil
 }
 
 // chunks splits the pending units into requests within the entry and byte

@@ -52,7 +52,7 @@ func TestRouteBatches(t *testing.T) {
 	dlq := &fakeDLQ{}
 	al := &bridgetest.AuditLog{}
 	r := newRoute(t, src, client, al)
-	r.batch = batching{maxEntries: 10, maxBytes: 1 << 20, linger: 200 * time.Millisecond}
+	r.batch = batching{maxEntries: 10, maxBytes: 1 << 20, linger: 200 * time.Millisecond, concurrency: 2}
 	r.dlq = dlq
 	h := start(t, r)
 	// With batching the source is drained before the last batch is handled:

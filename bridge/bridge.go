@@ -107,7 +107,7 @@ func New(cfg Config, d Deps) (*Bridge, error) {
 			now:       time.Now,
 		})
 		if f := rc.Destination.FHIR; f != nil {
-			b.routes[len(b.routes)-1].batch = batching{maxEntries: f.Batch.MaxEntries, maxBytes: f.Batch.MaxBytes, linger: f.Batch.Linger}
+			b.routes[len(b.routes)-1].batch = batching{maxEntries: f.Batch.MaxEntries, maxBytes: f.Batch.MaxBytes, linger: f.Batch.Linger, concurrency: f.Batch.Concurrency}
 		}
 		if d.DeadLetters != nil {
 			r := b.routes[len(b.routes)-1]

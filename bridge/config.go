@@ -147,6 +147,8 @@ type BatchConfig struct {
 	// Linger is how long to wait for more readings after the first.
 	// Default: 20ms.
 	Linger time.Duration `yaml:"linger"`
+	// Concurrency is how many Bundles a route posts at once. Default: 4.
+	Concurrency int `yaml:"concurrency"`
 }
 
 // FHIRAuth is how the bridge authenticates to a FHIR server: exactly one of
@@ -259,6 +261,9 @@ func (c *Config) SetDefaults() {
 			}
 			if f.Batch.Linger == 0 {
 				f.Batch.Linger = 20 * time.Millisecond
+			}
+			if f.Batch.Concurrency == 0 {
+				f.Batch.Concurrency = 4
 			}
 		}
 		if f := r.Destination.FHIR; f != nil && f.Auth != nil {
@@ -386,6 +391,9 @@ func (c Config) Validate() error {
 		}
 		if f.Batch.MaxEntries < 0 || f.Batch.MaxEntries > 1000 {
 			bad(p+".destination.fhir.batch.max_entries", "must be between 1 and 1000")
+		}
+		if f.Batch.Concurrency < 0 || f.Batch.Concurrency > 64 {
+			bad(p+".destination.fhir.batch.concurrency", "must be between 1 and 64")
 		}
 		if f.Batch.MaxBytes < 0 || f.Batch.Linger < 0 {
 			bad(p+".destination.fhir.batch", "max_bytes and linger must not be negative")

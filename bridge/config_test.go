@@ -204,7 +204,7 @@ func fieldsOf(err error) []string {
 	return out
 }
 
-var defaultBatch = BatchConfig{MaxEntries: 100, MaxBytes: 1 << 20, Linger: 20 * time.Millisecond}
+var defaultBatch = BatchConfig{MaxEntries: 100, MaxBytes: 1 << 20, Linger: 20 * time.Millisecond, Concurrency: 4}
 
 func TestParseConfigInvalid(t *testing.T) {
 	const kafka = "kafka: {brokers: [kafka-1:9092]}\n"

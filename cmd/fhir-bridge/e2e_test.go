@@ -569,7 +569,7 @@ func TestDeadLetterAndReplay(t *testing.T) {
 
 // TestTwoRoutesOutageAndRestart runs two routes from one configuration file
 // over the same topic: one to a FHIR server, one to an HL7 engine over MLLP.
-// Both destinations fail for a while (503 from the FHIR server, AR from the
+// Both destinations are down for 30 s (503 from the FHIR server, AR from the
 // engine) and the bridge is restarted during the outage; afterwards every
 // reading has been accepted exactly once at each destination.
 func TestTwoRoutesOutageAndRestart(t *testing.T) {
@@ -636,6 +636,8 @@ routes:
 		t.Fatal(err)
 	}
 
+	const outageFor = 30 * time.Second
+	outageEnds := time.Now().Add(outageFor)
 	logs := &syncBuffer{}
 	stop := startBridge(t, path, logs)
 	waitFor(t, 60*time.Second, "both destinations refusing", func() bool { return fhirRefused.Load() >= 3 && mllpRefused.Load() >= 3 })
@@ -643,7 +645,9 @@ routes:
 		t.Fatal(err)
 	}
 	stop = startBridge(t, path, logs)
-	waitFor(t, 60*time.Second, "retries after the restart", func() bool { return fhirRefused.Load() >= 6 && mllpRefused.Load() >= 6 })
+	waitFor(t, 90*time.Second, "retries after the restart, to the end of the outage", func() bool {
+		return fhirRefused.Load() >= 6 && mllpRefused.Load() >= 6 && time.Now().After(outageEnds)
+	})
 	outage.Store(false)
 	for _, route := range []string{fhirRoute, mllpRoute} {
 		waitFor(t, 60*time.Second, "all offsets of "+route+" committed", func() bool {
