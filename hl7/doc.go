@@ -1,13 +1,16 @@
 // Package hl7 is the bridge's HL7 v2 toolkit for device results: a neutral
 // model of one device report, an encoder for ORU^R01 messages as IHE PCD-01
 // ("Communicate PCD Data", IHE PCD TF-2) over HL7 v2.6, escaping, an
-// acknowledgement (ACK) parser and builder, and MLLP framing (HL7
-// Implementation Guide, Appendix C, Release 1 block format).
+// acknowledgement (ACK) parser and builder, MLLP framing (HL7
+// Implementation Guide, Appendix C, Release 1 block format), and an MLLP
+// client: Sender (one persistent connection, one message in flight, ACK
+// matched on MSA-2) and Pool (connections sharded by patient).
 //
 // It is a leaf package: standard library only, no cgo, no other project
-// package. The package holds no mutable state and never reads the clock;
-// every time and every identifier comes from the caller, so encoding is
-// deterministic and golden files stay stable.
+// package. The encoder holds no state and never reads the clock: every time
+// and every identifier comes from the caller, so encoding is deterministic
+// and golden files stay stable. Sender and Pool hold connections and use the
+// clock only for deadlines and reconnect backoff.
 //
 // # Encoding rules
 //
@@ -87,5 +90,11 @@
 // # MLLP
 //
 // [AppendFrame] wraps a message in a block <0x0B> message <0x1C><0x0D>, and
-// [Reader] reads blocks back with a size limit.
+// [Reader] reads blocks back with a size limit. [Sender] sends one message
+// at a time over a persistent connection and waits for the ACK whose MSA-2
+// is the message's MSH-10, discarding others (late ACKs); on a timeout or
+// any I/O error it closes the connection, so a late ACK can never be taken
+// for a later message, and it never resends: retrying is the caller's
+// decision. [Pool] spreads messages over several Senders by a stable hash of
+// the patient, keeping each patient's order.
 package hl7
