@@ -18,6 +18,7 @@ import (
 type Config struct {
 	Kafka  KafkaConfig   `yaml:"kafka"`
 	Audit  AuditConfig   `yaml:"audit"`
+	API    APIConfig     `yaml:"api"`
 	Routes []RouteConfig `yaml:"routes"`
 	// IdentifierSystem is the identifier.system of every Observation the
 	// bridge writes; the value is the reading's deterministic key.
@@ -54,6 +55,31 @@ type AuditConfig struct {
 	// DSN is a PostgreSQL connection URL. Required. The environment variable
 	// FHIR_BRIDGE_AUDIT_DSN overrides it, so the password need not sit in the file.
 	DSN string `yaml:"dsn"`
+}
+
+// APIConfig configures the HTTP API (docs/api.md). It is off unless Listen
+// is set.
+type APIConfig struct {
+	// Listen is the address to serve on, e.g. ":8443". Default: off.
+	Listen string `yaml:"listen"`
+	// TLSCertFile and TLSKeyFile serve HTTPS. Required unless Listen is a
+	// loopback address or AllowPlaintext is set (behind a TLS proxy).
+	TLSCertFile    string `yaml:"tls_cert_file"`
+	TLSKeyFile     string `yaml:"tls_key_file"`
+	AllowPlaintext bool   `yaml:"allow_plaintext"`
+	// OIDC is the identity provider whose bearer tokens the API accepts.
+	OIDC OIDCConfig `yaml:"oidc"`
+	// MaxBody bounds request bodies in bytes. Default: 1 MiB.
+	MaxBody int64 `yaml:"max_body"`
+}
+
+// OIDCConfig names the token issuer and the audience tokens must carry.
+type OIDCConfig struct {
+	Issuer   string `yaml:"issuer"`   // required with the API; discovery at <issuer>/.well-known/openid-configuration
+	Audience string `yaml:"audience"` // required with the API
+	// DeviceClaim lists the device ids a vendor's token may post for.
+	// Default: "devices".
+	DeviceClaim string `yaml:"device_claim"`
 }
 
 // RouteConfig is one flow: a source topic, its consumer group and one destination.
@@ -319,6 +345,23 @@ func (c Config) Validate() error {
 	}
 	if c.Retry.Initial < 0 || c.Retry.Max < c.Retry.Initial {
 		bad("retry", "need 0 <= initial <= max, got initial %s max %s", c.Retry.Initial, c.Retry.Max)
+	}
+	if a := c.API; a.Listen != "" {
+		host, _, err := net.SplitHostPort(a.Listen)
+		if err != nil {
+			bad("api.listen", "%q is not host:port", a.Listen)
+		} else if a.TLSCertFile == "" && !a.AllowPlaintext && !isLoopback(host) {
+			bad("api.tls_cert_file", "required to serve on a non-loopback address (or allow_plaintext behind a TLS proxy)")
+		}
+		if (a.TLSCertFile == "") != (a.TLSKeyFile == "") {
+			bad("api", "tls_cert_file and tls_key_file go together")
+		}
+		if u, err := url.Parse(a.OIDC.Issuer); a.OIDC.Issuer == "" || err != nil || !u.IsAbs() {
+			bad("api.oidc.issuer", "required: the identity provider's issuer URL")
+		}
+		if a.OIDC.Audience == "" {
+			bad("api.oidc.audience", "required: the audience the API's tokens carry")
+		}
 	}
 	if len(c.Routes) == 0 {
 		bad("routes", "required: at least one route")

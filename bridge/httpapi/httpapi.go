@@ -1,0 +1,378 @@
+// Package httpapi is the bridge's HTTP API, served by gin under a
+// net/http.Server that the caller owns (for graceful shutdown):
+//
+//	POST /v1/ingest/{route}   RPM vendors post readings (scope "ingest")
+//	GET  /v1/audit            search the audit trail (scope "audit.read")
+//	GET  /healthz             liveness
+//	GET  /readyz              readiness of Kafka, PostgreSQL, destinations
+//	GET  /metrics             Prometheus text exposition
+//
+// Every call to /v1 is verified (OIDC bearer token) and audited with the
+// token's subject. Request bodies are bounded; payloads and tokens never
+// reach the logs.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/fhir-bridge/fhir-bridge/auth"
+	"github.com/fhir-bridge/fhir-bridge/bridge/audit"
+	"github.com/fhir-bridge/fhir-bridge/mappers"
+	"github.com/gin-gonic/gin"
+)
+
+// ActionAPIAccess is the audit action of an API call.
+const ActionAPIAccess = "api-access"
+
+// Scopes the API checks.
+const (
+	ScopeIngest    = "ingest"
+	ScopeAuditRead = "audit.read"
+)
+
+// Publisher writes accepted readings to a route's source topic, keyed by
+// device, durably (all in-sync replicas) before it returns.
+type Publisher interface {
+	Publish(ctx context.Context, route string, records []Record) error
+}
+
+// Record is one reading to publish.
+type Record struct {
+	Key   []byte
+	Value []byte
+}
+
+// AuditLog is the audit store as the API uses it.
+type AuditLog interface {
+	Append(ctx context.Context, events ...audit.Event) error
+	List(ctx context.Context, f audit.Filter) ([]audit.Event, error)
+}
+
+// Check is one readiness check.
+type Check struct {
+	Name string
+	Run  func(ctx context.Context) error
+}
+
+// Config configures the API.
+type Config struct {
+	Verifier auth.TokenVerifier
+	Publish  Publisher
+	Audit    AuditLog
+	// Routes are the routes vendors may post to (their names).
+	Routes []string
+	Checks []Check
+	// Metrics writes the Prometheus text exposition.
+	Metrics func(w io.Writer)
+	Log     *slog.Logger
+	// MaxBody bounds a request body. Default: 1 MiB.
+	MaxBody int64
+	// MaxReadings bounds the readings in one ingest call. Default: 1000.
+	MaxReadings int
+	// MaxFuture is how far ahead of Now a reading's time may be (clock
+	// skew). Default: 5 minutes.
+	MaxFuture time.Duration
+	Now       func() time.Time
+}
+
+// New returns the API's handler.
+func New(cfg Config) http.Handler {
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 1 << 20
+	}
+	if cfg.MaxReadings <= 0 {
+		cfg.MaxReadings = 1000
+	}
+	if cfg.MaxFuture <= 0 {
+		cfg.MaxFuture = 5 * time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(gin.Recovery())
+	a := &api{cfg: cfg, routes: map[string]bool{}}
+	for _, n := range cfg.Routes {
+		a.routes[n] = true
+	}
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", a.ready)
+	r.GET("/metrics", a.metrics)
+	v1 := r.Group("/v1", a.audited)
+	v1.POST("/ingest/:route", auth.Middleware(cfg.Verifier, ScopeIngest), a.ingest)
+	v1.GET("/audit", auth.Middleware(cfg.Verifier, ScopeAuditRead), a.auditSearch)
+	return r
+}
+
+type api struct {
+	cfg    Config
+	routes map[string]bool
+}
+
+// audited records every /v1 call with the caller's subject (or
+// "anonymous"), method, path and status, after the handler ran. Query
+// strings are left out: they may name patients.
+func (a *api) audited(c *gin.Context) {
+	c.Next()
+	actor := "anonymous"
+	if p, ok := auth.PrincipalFromContext(c.Request.Context()); ok {
+		actor = "oidc:" + p.Subject
+	}
+	outcome := audit.OutcomeSuccess
+	if c.Writer.Status() >= 400 {
+		outcome = audit.OutcomeFailure
+	}
+	e := audit.Event{
+		Time: a.cfg.Now(), Action: ActionAPIAccess, Outcome: outcome, Actor: actor, Route: "api",
+		Status: c.Writer.Status(), Detail: c.Request.Method + " " + c.FullPath(),
+		CorrelationID: c.GetHeader("X-Request-Id"),
+	}
+	if err := a.cfg.Audit.Append(context.WithoutCancel(c.Request.Context()), e); err != nil {
+		a.cfg.Log.Error("audit of API access failed", "path", c.FullPath(), "err", err)
+	}
+}
+
+// itemError is one refused reading of an ingest call.
+type itemError struct {
+	Index  int    `json:"index"`
+	Field  string `json:"field,omitempty"`
+	Reason string `json:"reason"`
+}
+
+func (a *api) ingest(c *gin.Context) {
+	route := c.Param("route")
+	if !a.routes[route] {
+		c.JSON(http.StatusNotFound, gin.H{"error": "unknown route"})
+		return
+	}
+	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if err != nil || mt != "application/json" {
+		c.JSON(http.StatusUnsupportedMediaType, gin.H{"error": "Content-Type must be application/json"})
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, a.cfg.MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			c.JSON(http.StatusRequestEntityTooLarge, gin.H{"error": fmt.Sprintf("body larger than %d bytes", a.cfg.MaxBody)})
+			return
+		}
+		c.JSON(http.StatusBadRequest, gin.H{"error": "unreadable body"})
+		return
+	}
+	if !utf8.Valid(body) {
+		c.JSON(http.StatusBadRequest, gin.H{"error": "body is not valid UTF-8"})
+		return
+	}
+	items, err := splitItems(body, a.cfg.MaxReadings)
+	if err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		return
+	}
+	p, _ := auth.PrincipalFromContext(c.Request.Context())
+	var errs []itemError
+	var forbidden []itemError
+	records := make([]Record, 0, len(items))
+	ids := make([]string, 0, len(items))
+	for i, raw := range items {
+		m, err := mappers.ParseNative(raw)
+		if err != nil {
+			var fe *mappers.FieldError
+			if errors.As(err, &fe) {
+				errs = append(errs, itemError{Index: i, Field: fe.Field, Reason: fe.Reason})
+			} else {
+				errs = append(errs, itemError{Index: i, Reason: err.Error()})
+			}
+			continue
+		}
+		if m.Time.After(a.cfg.Now().Add(a.cfg.MaxFuture)) {
+			errs = append(errs, itemError{Index: i, Field: "time", Reason: "in the future"})
+			continue
+		}
+		if !p.MayPostFor(m.Device.ID) {
+			forbidden = append(forbidden, itemError{Index: i, Field: "device", Reason: "not a device this client may post for"})
+			continue
+		}
+		records = append(records, Record{Key: []byte(m.Device.ID), Value: raw})
+		ids = append(ids, m.Key())
+	}
+	switch {
+	case len(forbidden) > 0:
+		c.JSON(http.StatusForbidden, gin.H{"error": "forbidden readings; nothing was accepted", "errors": forbidden})
+		return
+	case len(errs) > 0:
+		c.JSON(http.StatusBadRequest, gin.H{"error": "invalid readings; nothing was accepted", "errors": errs})
+		return
+	}
+	if err := a.cfg.Publish.Publish(c.Request.Context(), route, records); err != nil {
+		a.cfg.Log.Error("ingest: publishing failed", "route", route, "readings", len(records), "err", err)
+		c.JSON(http.StatusServiceUnavailable, gin.H{"error": "could not accept the readings now; retry"})
+		return
+	}
+	c.JSON(http.StatusAccepted, gin.H{"accepted": len(ids), "ids": ids})
+}
+
+// splitItems accepts one JSON object or an array of objects, with a nesting
+// limit that stops pathological documents early.
+func splitItems(body []byte, max int) ([]json.RawMessage, error) {
+	if depth(body) > 16 {
+		return nil, errors.New("JSON nested too deeply")
+	}
+	trimmed := strings.TrimSpace(string(body))
+	if strings.HasPrefix(trimmed, "[") {
+		var items []json.RawMessage
+		if err := json.Unmarshal(body, &items); err != nil {
+			return nil, errors.New("body is not a JSON array of readings")
+		}
+		if len(items) == 0 {
+			return nil, errors.New("no readings")
+		}
+		if len(items) > max {
+			return nil, fmt.Errorf("more than %d readings in one call", max)
+		}
+		return items, nil
+	}
+	if !json.Valid(body) || !strings.HasPrefix(trimmed, "{") {
+		return nil, errors.New("body is not a JSON reading or array of readings")
+	}
+	return []json.RawMessage{body}, nil
+}
+
+// depth is the deepest nesting of objects and arrays, outside strings.
+func depth(b []byte) int {
+	d, maxD, inStr, esc := 0, 0, false, false
+	for _, c := range b {
+		switch {
+		case esc:
+			esc = false
+		case inStr && c == '\\':
+			esc = true
+		case c == '"':
+			inStr = !inStr
+		case inStr:
+		case c == '{' || c == '[':
+			d++
+			maxD = max(maxD, d)
+		case c == '}' || c == ']':
+			d--
+		}
+	}
+	return maxD
+}
+
+func (a *api) auditSearch(c *gin.Context) {
+	f := audit.Filter{
+		Route: c.Query("route"), Action: c.Query("action"),
+		Patient: c.Query("patient"), Device: c.Query("device"),
+	}
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			c.JSON(http.StatusBadRequest, gin.H{"error": "limit must be 1-10000"})
+			return
+		}
+		f.Limit = n
+	}
+	events, err := a.cfg.Audit.List(c.Request.Context(), f)
+	if err != nil {
+		a.cfg.Log.Error("audit search failed", "err", err)
+		c.JSON(http.StatusServiceUnavailable, gin.H{"error": "audit store unavailable"})
+		return
+	}
+	since, errS := optTime(c.Query("since"))
+	until, errU := optTime(c.Query("until"))
+	if errS != nil || errU != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": "since and until must be RFC 3339"})
+		return
+	}
+	out := make([]audit.Event, 0, len(events))
+	for _, e := range events {
+		if (since.IsZero() || !e.Time.Before(since)) && (until.IsZero() || !e.Time.After(until)) {
+			out = append(out, e)
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"events": out})
+}
+
+func optTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	return time.Parse(time.RFC3339Nano, s)
+}
+
+func (a *api) ready(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
+	defer cancel()
+	status := http.StatusOK
+	res := map[string]string{}
+	for _, ch := range a.cfg.Checks {
+		if err := ch.Run(ctx); err != nil {
+			status = http.StatusServiceUnavailable
+			res[ch.Name] = "unavailable"
+			a.cfg.Log.Warn("readiness check failed", "check", ch.Name, "err", err)
+			continue
+		}
+		res[ch.Name] = "ok"
+	}
+	c.JSON(status, res)
+}
+
+func (a *api) metrics(c *gin.Context) {
+	c.Header("Content-Type", "text/plain; version=0.0.4")
+	c.Status(http.StatusOK)
+	if a.cfg.Metrics != nil {
+		a.cfg.Metrics(c.Writer)
+	}
+}
+
+// Counter is one Prometheus counter sample.
+type Counter struct {
+	Name, Help string
+	Labels     map[string]string
+	Value      float64
+}
+
+// WriteCounters renders counters in the Prometheus text format.
+func WriteCounters(w io.Writer, cs []Counter) {
+	byName := map[string][]Counter{}
+	var names []string
+	for _, c := range cs {
+		if _, ok := byName[c.Name]; !ok {
+			names = append(names, c.Name)
+		}
+		byName[c.Name] = append(byName[c.Name], c)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", n, byName[n][0].Help, n)
+		for _, c := range byName[n] {
+			var ls []string
+			for k, v := range c.Labels {
+				ls = append(ls, fmt.Sprintf("%s=%q", k, v))
+			}
+			sort.Strings(ls)
+			lbl := ""
+			if len(ls) > 0 {
+				lbl = "{" + strings.Join(ls, ",") + "}"
+			}
+			fmt.Fprintf(w, "%s%s %g\n", n, lbl, c.Value)
+		}
+	}
+}
