@@ -26,9 +26,6 @@
 // returns, contains a client assertion, an access token or key material, and
 // the package does not log.
 //
-// The inbound side — verifying OIDC bearer tokens on the bridge's own HTTP API
-// — is not implemented yet; the bridge has no HTTP API so far.
-//
 // auth is a leaf package: it imports no other package of the bridge.
 //
 // Inbound, NewVerifier checks the OIDC bearer tokens of the bridge's HTTP
