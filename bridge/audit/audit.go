@@ -55,6 +55,12 @@ type Event struct {
 	Location      string // destination Location header
 	Detail        string
 	CorrelationID string
+
+	// Filled by the store (see chain.go): the position in the event's chain
+	// ChainOf(e), from 1, and the chain hashes. Ignored by Append.
+	Seq      int64
+	PrevHash []byte
+	Hash     []byte
 }
 
 // Filter selects events for List. Zero fields match everything.
@@ -63,6 +69,10 @@ type Filter struct {
 	Action  string
 	Patient string
 	Device  string
+	Outcome string
+	// Since and Until bound the event time: Since <= Time < Until. Zero
+	// means unbounded.
+	Since, Until time.Time
 	// Limit caps the result; 0 means 1000.
 	Limit int
 }
@@ -71,7 +81,10 @@ func (f Filter) match(e Event) bool {
 	return (f.Route == "" || e.Route == f.Route) &&
 		(f.Action == "" || e.Action == f.Action) &&
 		(f.Patient == "" || e.Patient == f.Patient) &&
-		(f.Device == "" || e.Device == f.Device)
+		(f.Device == "" || e.Device == f.Device) &&
+		(f.Outcome == "" || e.Outcome == f.Outcome) &&
+		(f.Since.IsZero() || !e.Time.Before(f.Since)) &&
+		(f.Until.IsZero() || e.Time.Before(f.Until))
 }
 
 func (f Filter) limit() int {

@@ -64,7 +64,8 @@ func sample(i int, route string) Event {
 	}
 }
 
-var ignoreID = cmpopts.IgnoreFields(Event{}, "ID")
+// ignoreID ignores what the store assigns: the id and the chain fields.
+var ignoreID = cmpopts.IgnoreFields(Event{}, "ID", "Seq", "PrevHash", "Hash")
 
 func TestAppendList(t *testing.T) {
 	stores(t, func(t *testing.T, s Store) {
@@ -102,8 +103,13 @@ func TestListFilters(t *testing.T) {
 		ctx := context.Background()
 		var all []Event
 		for i := range 42 {
-			all = append(all, sample(i, "r"))
+			e := sample(i, "r")
+			if i%5 == 0 {
+				e.Outcome = OutcomeFailure
+			}
+			all = append(all, e)
 		}
+		t0 := sample(0, "").Time
 		if err := s.Append(ctx, all...); err != nil {
 			t.Fatal(err)
 		}
@@ -119,6 +125,12 @@ func TestListFilters(t *testing.T) {
 				return e.Device == "Device/d-2" && e.Action == ActionMapped
 			}},
 			{"no match", Filter{Route: "nope"}, func(Event) bool { return false }},
+			{"outcome", Filter{Outcome: OutcomeFailure}, func(e Event) bool { return e.Outcome == OutcomeFailure }},
+			{"since", Filter{Since: t0.Add(30 * time.Microsecond)}, func(e Event) bool { return e.Offset >= 30 }},
+			{"until", Filter{Until: t0.Add(10 * time.Microsecond)}, func(e Event) bool { return e.Offset < 10 }},
+			{"since until outcome", Filter{Since: t0.Add(10 * time.Microsecond), Until: t0.Add(21 * time.Microsecond), Outcome: OutcomeFailure},
+				func(e Event) bool { return e.Offset >= 10 && e.Offset < 21 && e.Outcome == OutcomeFailure }},
+			{"since in another zone", Filter{Since: t0.Add(40 * time.Microsecond).In(time.FixedZone("x", 3600))}, func(e Event) bool { return e.Offset >= 40 }},
 		}
 		for _, tt := range tests {
 			var want []Event

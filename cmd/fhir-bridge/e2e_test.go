@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/hex"
 	"fmt"
+	"github.com/coreos/go-oidc/v3/oidc/oidctest"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -767,4 +771,103 @@ func lazyHandler(build func() http.Handler) http.Handler {
 		once.Do(func() { h = build() })
 		h.ServeHTTP(w, r)
 	})
+}
+
+// TestIngestAPI: an RPM vendor posts readings through the HTTP API with an
+// OIDC token; they reach the EHR, and the call and the readings' whole
+// history are in the audit trail.
+func TestIngestAPI(t *testing.T) {
+	broker := kafkaAddr(t)
+	dsn := audittest.DSN(t)
+	topic, route := randomName("api"), randomName("hr")
+	createTopic(t, broker, topic, 2)
+	ehr := startEHR(t)
+
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idp := &oidctest.Server{PublicKeys: []oidctest.PublicKey{{PublicKey: key.Public(), KeyID: "k1", Algorithm: "RS256"}}}
+	idpSrv := httptest.NewServer(idp)
+	t.Cleanup(idpSrv.Close)
+	idp.SetIssuer(idpSrv.URL)
+	now := time.Now()
+	claims := fmt.Sprintf(`{"iss":%q,"aud":"fhir-bridge-api","sub":"vendor-acme","exp":%d,"iat":%d,"scope":"ingest","devices":["hrm-api-1"]}`,
+		idpSrv.URL, now.Add(time.Hour).Unix(), now.Unix())
+	token := oidctest.SignIDToken(key, "k1", "RS256", claims)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiAddr := ln.Addr().String()
+	ln.Close()
+	cfg := fmt.Sprintf(`kafka: {brokers: [%q]}
+audit: {dsn: %q}
+api:
+  listen: %q
+  oidc: {issuer: %q, audience: fhir-bridge-api}
+routes:
+  - name: %s
+    topic: %s
+    destination:
+      fhir: {base_url: %s}
+`, broker, dsn, apiAddr, idpSrv.URL, route, topic, ehr.URL)
+	path := filepath.Join(t.TempDir(), "bridge.yaml")
+	os.WriteFile(path, []byte(cfg), 0o600)
+	logs := &syncBuffer{}
+	stop := startBridge(t, path, logs)
+
+	post := func(tok, body string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "http://"+apiAddr+"/v1/ingest/"+route, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		var resp *http.Response
+		waitFor(t, 30*time.Second, "the API to answer", func() bool {
+			var err error
+			resp, err = http.DefaultClient.Do(req)
+			if err != nil {
+				req.Body = io.NopCloser(strings.NewReader(body))
+			}
+			return err == nil
+		})
+		return resp
+	}
+	reading := fmt.Sprintf(`{"kind":"heart-rate","device":"hrm-api-1","patient":"secret-api-patient","time":%q,"value":74}`,
+		now.Add(-time.Hour).UTC().Format(time.RFC3339))
+	if resp := post("", reading); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("no token: %d", resp.StatusCode)
+	}
+	if resp := post(token, strings.Replace(reading, "hrm-api-1", "hrm-other", 1)); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("another vendor's device: %d", resp.StatusCode)
+	}
+	resp := post(token, reading)
+	if resp.StatusCode != http.StatusAccepted {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("ingest: %d %s", resp.StatusCode, b)
+	}
+	waitFor(t, 60*time.Second, "the reading at the EHR", func() bool { return ehr.Stats().Created == 1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	var api, delivered int
+	for _, e := range auditEvents(t, dsn, "api") {
+		if e.Action == "api-access" && e.Actor == "oidc:vendor-acme" {
+			api++
+		}
+	}
+	for _, e := range auditEvents(t, dsn, route) {
+		if e.Action == audit.ActionDelivered && e.Patient == "Patient/secret-api-patient" {
+			delivered++
+		}
+	}
+	if api != 2 || delivered != 1 {
+		t.Errorf("audit: %d API calls by the vendor (want 2: refused and accepted), %d deliveries (want 1)", api, delivered)
+	}
+	if strings.Contains(logs.String(), "secret-api-patient") || strings.Contains(logs.String(), token) {
+		t.Error("logs contain a patient id or the token")
+	}
 }

@@ -171,8 +171,15 @@ func runBridge(ctx context.Context, args []string, getenv func(string) string, s
 	for i, r := range cfg.Routes {
 		names[i] = r.Name
 	}
+	stopAPI, err := startAPI(ctx, cfg, b, store, names, log)
+	if err != nil {
+		return err
+	}
 	log.Info("bridge started", "version", versionString(), "routes", strings.Join(names, ","))
 	err = b.Run(ctx)
+	// Shut the API after the pipeline: readings accepted while it drained
+	// are already in Kafka and will be consumed after a restart.
+	stopAPI()
 	s := b.Stats()
 	log.Info("bridge stopped", "received", s.Received, "delivered", s.Delivered, "dead_lettered", s.DeadLettered, "retries", s.Retries)
 	return err
