@@ -74,6 +74,9 @@ type Config struct {
 	// Routes are the routes vendors may post to (their names).
 	Routes []string
 	Checks []Check
+	// AuditEvents renders audit events as a FHIR Bundle of AuditEvents
+	// (FHIR JSON). Nil: the endpoint answers 404.
+	AuditEvents func(events []audit.Event) ([]byte, error)
 	// Metrics writes the Prometheus text exposition.
 	Metrics func(w io.Writer)
 	Log     *slog.Logger
@@ -117,6 +120,7 @@ func New(cfg Config) http.Handler {
 	v1 := r.Group("/v1", a.audited)
 	v1.POST("/ingest/:route", auth.Middleware(cfg.Verifier, ScopeIngest), a.ingest)
 	v1.GET("/audit", auth.Middleware(cfg.Verifier, ScopeAuditRead), a.auditSearch)
+	v1.GET("/audit/AuditEvent", auth.Middleware(cfg.Verifier, ScopeAuditRead), a.auditEvents)
 	return r
 }
 
@@ -276,38 +280,59 @@ func depth(b []byte) int {
 	return maxD
 }
 
-func (a *api) auditSearch(c *gin.Context) {
+// search reads the audit filter from the query and runs it; it answers
+// the error itself and returns ok false when it did.
+func (a *api) search(c *gin.Context) ([]audit.Event, bool) {
 	f := audit.Filter{
-		Route: c.Query("route"), Action: c.Query("action"),
+		Route: c.Query("route"), Action: c.Query("action"), Outcome: c.Query("outcome"),
 		Patient: c.Query("patient"), Device: c.Query("device"),
 	}
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 10000 {
 			c.JSON(http.StatusBadRequest, gin.H{"error": "limit must be 1-10000"})
-			return
+			return nil, false
 		}
 		f.Limit = n
+	}
+	var errS, errU error
+	f.Since, errS = optTime(c.Query("since"))
+	f.Until, errU = optTime(c.Query("until"))
+	if errS != nil || errU != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": "since and until must be RFC 3339"})
+		return nil, false
 	}
 	events, err := a.cfg.Audit.List(c.Request.Context(), f)
 	if err != nil {
 		a.cfg.Log.Error("audit search failed", "err", err)
 		c.JSON(http.StatusServiceUnavailable, gin.H{"error": "audit store unavailable"})
+		return nil, false
+	}
+	return events, true
+}
+
+func (a *api) auditSearch(c *gin.Context) {
+	if events, ok := a.search(c); ok {
+		c.JSON(http.StatusOK, gin.H{"events": events})
+	}
+}
+
+func (a *api) auditEvents(c *gin.Context) {
+	if a.cfg.AuditEvents == nil {
+		c.JSON(http.StatusNotFound, gin.H{"error": "AuditEvent export not configured"})
 		return
 	}
-	since, errS := optTime(c.Query("since"))
-	until, errU := optTime(c.Query("until"))
-	if errS != nil || errU != nil {
-		c.JSON(http.StatusBadRequest, gin.H{"error": "since and until must be RFC 3339"})
+	events, ok := a.search(c)
+	if !ok {
 		return
 	}
-	out := make([]audit.Event, 0, len(events))
-	for _, e := range events {
-		if (since.IsZero() || !e.Time.Before(since)) && (until.IsZero() || !e.Time.After(until)) {
-			out = append(out, e)
-		}
+	body, err := a.cfg.AuditEvents(events)
+	if err != nil {
+		a.cfg.Log.Error("AuditEvent export failed", "err", err)
+		c.JSON(http.StatusInternalServerError, gin.H{"error": "export failed"})
+		return
 	}
-	c.JSON(http.StatusOK, gin.H{"events": out})
+	c.Data(http.StatusOK, "application/fhir+json; charset=utf-8", body)
 }
 
 func optTime(s string) (time.Time, error) {

@@ -31,6 +31,7 @@ func startAPI(ctx context.Context, cfg bridge.Config, b *bridge.Bridge, store *a
 	client := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Timeout: 3 * time.Second}
 	h := httpapi.New(httpapi.Config{
 		Verifier: v, Publish: pub, Audit: store, Routes: routes, Log: log, MaxBody: cfg.API.MaxBody,
+		AuditEvents: func(events []audit.Event) ([]byte, error) { return auditBundleJSON(events, cfg) },
 		Checks: []httpapi.Check{
 			{Name: "kafka", Run: func(ctx context.Context) error {
 				_, err := client.Metadata(ctx, &kafka.MetadataRequest{})

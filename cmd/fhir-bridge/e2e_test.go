@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"github.com/coreos/go-oidc/v3/oidc/oidctest"
@@ -417,7 +418,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 }
 
 func TestHelpOnEveryCommand(t *testing.T) {
-	for _, cmd := range []string{"run", "demo", "map", "validate", "version"} {
+	for _, cmd := range []string{"run", "demo", "map", "validate", "replay", "version"} {
 		var out bytes.Buffer
 		err := run(context.Background(), []string{"fhir-bridge", cmd, "--help"}, func(string) string { return "" }, &out, &out)
 		if err != nil {
@@ -850,8 +851,58 @@ routes:
 		t.Fatalf("ingest: %d %s", resp.StatusCode, b)
 	}
 	waitFor(t, 60*time.Second, "the reading at the EHR", func() bool { return ehr.Stats().Created == 1 })
+
+	// The reading's whole history, as JSON and as FHIR AuditEvents.
+	auditor := oidctest.SignIDToken(key, "k1", "RS256", fmt.Sprintf(`{"iss":%q,"aud":"fhir-bridge-api","sub":"auditor","exp":%d,"iat":%d,"scope":"audit.read"}`,
+		idpSrv.URL, now.Add(time.Hour).Unix(), now.Unix()))
+	get := func(path string) (int, []byte) {
+		req, _ := http.NewRequest("GET", "http://"+apiAddr+path, nil)
+		req.Header.Set("Authorization", "Bearer "+auditor)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	waitFor(t, 30*time.Second, "the delivered event in the audit trail", func() bool {
+		code, b := get("/v1/audit?patient=Patient/secret-api-patient&action=delivered")
+		return code == 200 && strings.Contains(string(b), `"Action":"delivered"`)
+	})
+	code, body := get("/v1/audit/AuditEvent?patient=Patient/secret-api-patient")
+	if code != 200 {
+		t.Fatalf("AuditEvent export: %d %s", code, body)
+	}
+	codec, _ := fhir.NewCodec()
+	msg, err := codec.Decode(body)
+	if err != nil {
+		t.Fatalf("AuditEvent Bundle fails the validating unmarshaller: %v", err)
+	}
+	if n := len(msg.(*crpb.ContainedResource).GetBundle().GetEntry()); n < 3 {
+		t.Errorf("AuditEvent Bundle has %d entries, want received, mapped and delivered at least", n)
+	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
+	}
+
+	// The trail verifies; an edited row is caught.
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"fhir-bridge", "audit", "verify", "--config", path}, func(string) string { return "" }, &out, &out); err != nil {
+		t.Fatalf("audit verify on an untouched trail: %v\n%s", err, out.String())
+	}
+	db, err := sql.Open("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`UPDATE audit_event SET detail = 'edited by hand' WHERE action = 'delivered'`); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	err = run(context.Background(), []string{"fhir-bridge", "audit", "verify", "--config", path}, func(string) string { return "" }, &out, &out)
+	if err == nil || !strings.Contains(out.String(), "hash mismatch") {
+		t.Errorf("audit verify after tampering: err %v, output:\n%s", err, out.String())
 	}
 	var api, delivered int
 	for _, e := range auditEvents(t, dsn, "api") {

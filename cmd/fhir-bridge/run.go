@@ -32,6 +32,7 @@ Usage:
 
 Commands:
   run       run the bridge with a configuration file (production)
+  audit     verify the audit trail's hash chains, export it as FHIR AuditEvents
   demo      run everything in one process: embedded Kafka, simulated devices, sandbox EHR
   map       map one payload with the native format or templates; print FHIR or HL7
   keys      generate a SMART Backend Services key, print the JWKS to publish
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runDemo(ctx, rest, getenv, stdout, stderr)
 	case "map":
 		return runMap(ctx, rest, stdin, stdout)
+	case "audit":
+		return runAudit(ctx, rest, getenv, stdout)
 	case "keys":
 		return runKeys(rest, stdout)
 	case "replay":
