@@ -22,6 +22,8 @@ const (
 	ActionDeadLettered = "dead-lettered"
 	// ActionReplayed: a dead letter was re-injected into its source topic.
 	ActionReplayed = "replayed"
+	// ActionConfigLoaded: the bridge started with a configuration.
+	ActionConfigLoaded = "config-loaded"
 	// ActionSkipped: the reading has no form at the route's destination
 	// (a reading about a Device on an HL7 route); Detail says why.
 	ActionSkipped = "skipped"

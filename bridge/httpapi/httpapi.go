@@ -60,6 +60,36 @@ type AuditLog interface {
 	List(ctx context.Context, f audit.Filter) ([]audit.Event, error)
 }
 
+// RouteMapper checks payloads for one route.
+type RouteMapper struct {
+	Native bool
+	Map    func(payload []byte) ([]mappers.Measurement, error)
+}
+
+// DeadLetters lists (dryRun) or replays a route's dead letters.
+type DeadLetters interface {
+	DeadLetters(ctx context.Context, route string, f DeadLetterFilter, dryRun bool, actor string) ([]DeadLetter, int, error)
+}
+
+// DeadLetterFilter selects dead letters; zero fields match all.
+type DeadLetterFilter struct {
+	Since, Until   time.Time
+	Device, Reason string
+}
+
+// DeadLetter is one dead-letter record as the API shows it.
+type DeadLetter struct {
+	Partition   int       `json:"partition"`
+	Offset      int64     `json:"offset"`
+	Stage       string    `json:"stage"`
+	Reason      string    `json:"reason"`
+	Device      string    `json:"device,omitempty"`
+	LastAttempt time.Time `json:"lastAttempt"`
+}
+
+// ScopeAdmin allows replaying dead letters.
+const ScopeAdmin = "admin"
+
 // Check is one readiness check.
 type Check struct {
 	Name string
@@ -71,9 +101,15 @@ type Config struct {
 	Verifier auth.TokenVerifier
 	Publish  Publisher
 	Audit    AuditLog
-	// Routes are the routes vendors may post to (their names).
-	Routes []string
-	Checks []Check
+	// Routes are the routes vendors may post to, by name, each with the
+	// mapper that checks its payloads (the route's templates). A route whose
+	// Native is true takes native-format readings, one or an array; others
+	// take one payload in the route's template format per call.
+	Routes map[string]RouteMapper
+	// DeadLetters lists and replays a route's dead letters. Nil: the
+	// endpoints answer 404.
+	DeadLetters DeadLetters
+	Checks      []Check
 	// AuditEvents renders audit events as a FHIR Bundle of AuditEvents
 	// (FHIR JSON). Nil: the endpoint answers 404.
 	AuditEvents func(events []audit.Event) ([]byte, error)
@@ -110,10 +146,7 @@ func New(cfg Config) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(gin.Recovery())
-	a := &api{cfg: cfg, routes: map[string]bool{}}
-	for _, n := range cfg.Routes {
-		a.routes[n] = true
-	}
+	a := &api{cfg: cfg}
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", a.ready)
 	r.GET("/metrics", a.metrics)
@@ -121,12 +154,13 @@ func New(cfg Config) http.Handler {
 	v1.POST("/ingest/:route", auth.Middleware(cfg.Verifier, ScopeIngest), a.ingest)
 	v1.GET("/audit", auth.Middleware(cfg.Verifier, ScopeAuditRead), a.auditSearch)
 	v1.GET("/audit/AuditEvent", auth.Middleware(cfg.Verifier, ScopeAuditRead), a.auditEvents)
+	v1.GET("/dead-letters/:route", auth.Middleware(cfg.Verifier, ScopeAuditRead), a.deadLetters(true))
+	v1.POST("/dead-letters/:route/replay", auth.Middleware(cfg.Verifier, ScopeAdmin), a.deadLetters(false))
 	return r
 }
 
 type api struct {
-	cfg    Config
-	routes map[string]bool
+	cfg Config
 }
 
 // audited records every /v1 call with the caller's subject (or
@@ -161,7 +195,8 @@ type itemError struct {
 
 func (a *api) ingest(c *gin.Context) {
 	route := c.Param("route")
-	if !a.routes[route] {
+	rm, ok := a.cfg.Routes[route]
+	if !ok {
 		c.JSON(http.StatusNotFound, gin.H{"error": "unknown route"})
 		return
 	}
@@ -184,10 +219,19 @@ func (a *api) ingest(c *gin.Context) {
 		c.JSON(http.StatusBadRequest, gin.H{"error": "body is not valid UTF-8"})
 		return
 	}
-	items, err := splitItems(body, a.cfg.MaxReadings)
-	if err != nil {
-		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
-		return
+	var items []json.RawMessage
+	if rm.Native {
+		if items, err = splitItems(body, a.cfg.MaxReadings); err != nil {
+			c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+			return
+		}
+	} else {
+		// A template payload is one document; the template finds its readings.
+		if depth(body) > 64 || !json.Valid(body) {
+			c.JSON(http.StatusBadRequest, gin.H{"error": "body is not a JSON document (or is nested too deeply)"})
+			return
+		}
+		items = []json.RawMessage{body}
 	}
 	p, _ := auth.PrincipalFromContext(c.Request.Context())
 	var errs []itemError
@@ -195,7 +239,7 @@ func (a *api) ingest(c *gin.Context) {
 	records := make([]Record, 0, len(items))
 	ids := make([]string, 0, len(items))
 	for i, raw := range items {
-		m, err := mappers.ParseNative(raw)
+		ms, err := rm.Map(raw)
 		if err != nil {
 			var fe *mappers.FieldError
 			if errors.As(err, &fe) {
@@ -205,16 +249,28 @@ func (a *api) ingest(c *gin.Context) {
 			}
 			continue
 		}
-		if m.Time.After(a.cfg.Now().Add(a.cfg.MaxFuture)) {
-			errs = append(errs, itemError{Index: i, Field: "time", Reason: "in the future"})
+		if len(ms) == 0 {
+			errs = append(errs, itemError{Index: i, Reason: "no reading matched the route's templates"})
 			continue
 		}
-		if !p.MayPostFor(m.Device.ID) {
-			forbidden = append(forbidden, itemError{Index: i, Field: "device", Reason: "not a device this client may post for"})
+		ok := true
+		for _, m := range ms {
+			if m.Time.After(a.cfg.Now().Add(a.cfg.MaxFuture)) {
+				errs, ok = append(errs, itemError{Index: i, Field: "time", Reason: "in the future"}), false
+				break
+			}
+			if !p.MayPostFor(m.Device.ID) {
+				forbidden, ok = append(forbidden, itemError{Index: i, Field: "device", Reason: "not a device this client may post for"}), false
+				break
+			}
+		}
+		if !ok {
 			continue
 		}
-		records = append(records, Record{Key: []byte(m.Device.ID), Value: raw})
-		ids = append(ids, m.Key())
+		records = append(records, Record{Key: []byte(ms[0].Device.ID), Value: raw})
+		for _, m := range ms {
+			ids = append(ids, m.Key())
+		}
 	}
 	switch {
 	case len(forbidden) > 0:
@@ -399,5 +455,44 @@ func WriteCounters(w io.Writer, cs []Counter) {
 			}
 			fmt.Fprintf(w, "%s%s %g\n", n, lbl, c.Value)
 		}
+	}
+}
+
+// deadLetters lists (dryRun) or replays a route's dead letters, filtered by
+// since, until, device and reason query parameters.
+func (a *api) deadLetters(dryRun bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if a.cfg.DeadLetters == nil {
+			c.JSON(http.StatusNotFound, gin.H{"error": "dead letters not available"})
+			return
+		}
+		route := c.Param("route")
+		if _, ok := a.cfg.Routes[route]; !ok {
+			c.JSON(http.StatusNotFound, gin.H{"error": "unknown route"})
+			return
+		}
+		var f DeadLetterFilter
+		var errS, errU error
+		f.Since, errS = optTime(c.Query("since"))
+		f.Until, errU = optTime(c.Query("until"))
+		if errS != nil || errU != nil {
+			c.JSON(http.StatusBadRequest, gin.H{"error": "since and until must be RFC 3339"})
+			return
+		}
+		f.Device, f.Reason = c.Query("device"), c.Query("reason")
+		actor := "api"
+		if p, ok := auth.PrincipalFromContext(c.Request.Context()); ok {
+			actor = "oidc:" + p.Subject
+		}
+		list, replayed, err := a.cfg.DeadLetters.DeadLetters(c.Request.Context(), route, f, dryRun, actor)
+		if err != nil {
+			a.cfg.Log.Error("dead letters", "route", route, "err", err)
+			c.JSON(http.StatusServiceUnavailable, gin.H{"error": "dead-letter topic unavailable"})
+			return
+		}
+		if list == nil {
+			list = []DeadLetter{}
+		}
+		c.JSON(http.StatusOK, gin.H{"deadLetters": list, "replayed": replayed})
 	}
 }

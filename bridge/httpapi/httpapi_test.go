@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/fhir-bridge/fhir-bridge/auth"
 	"github.com/fhir-bridge/fhir-bridge/bridge/audit"
+	"github.com/fhir-bridge/fhir-bridge/mappers"
 )
 
 // fakeVerifier accepts tokens named in its table; the real verifier has its
@@ -74,7 +76,7 @@ func newFixture(t *testing.T) *fixture {
 			"vendor-a": {Subject: "vendor-a", Scopes: []string{ScopeIngest}, Devices: []string{"hrm-1", "hrm-2"}},
 			"auditor":  {Subject: "auditor", Scopes: []string{ScopeAuditRead}},
 		},
-		Publish: f.pub, Audit: f.al, Routes: []string{"hr"},
+		Publish: f.pub, Audit: f.al, Routes: map[string]RouteMapper{"hr": {Native: true, Map: mappers.Native{}.Map}},
 		Log:     slog.New(slog.NewTextHandler(f.logs, nil)),
 		MaxBody: 4096, Now: func() time.Time { return now },
 		Checks: []Check{{Name: "kafka", Run: func(context.Context) error { return nil }}},
@@ -208,5 +210,53 @@ func TestHealthReadyMetrics(t *testing.T) {
 	WriteCounters(&buf, []Counter{{Name: "fhir_bridge_received_total", Help: "Messages received.", Labels: map[string]string{"route": "hr"}, Value: 3}})
 	if !strings.Contains(buf.String(), `fhir_bridge_received_total{route="hr"} 3`) || !strings.Contains(buf.String(), "# TYPE fhir_bridge_received_total counter") {
 		t.Errorf("metrics text %q", buf.String())
+	}
+}
+
+type fakeDLQ struct {
+	calls []string
+}
+
+func (f *fakeDLQ) DeadLetters(_ context.Context, route string, flt DeadLetterFilter, dryRun bool, actor string) ([]DeadLetter, int, error) {
+	f.calls = append(f.calls, fmt.Sprintf("%s dry=%v reason=%s actor=%s", route, dryRun, flt.Reason, actor))
+	n := 0
+	if !dryRun {
+		n = 1
+	}
+	return []DeadLetter{{Partition: 0, Offset: 7, Stage: "deliver", Reason: "http-422"}}, n, nil
+}
+
+func TestDeadLetterEndpoints(t *testing.T) {
+	dlq := &fakeDLQ{}
+	h := New(Config{
+		Verifier: fakeVerifier{
+			"auditor": {Subject: "auditor", Scopes: []string{ScopeAuditRead}},
+			"ops":     {Subject: "ops", Scopes: []string{ScopeAdmin}},
+		},
+		Audit: audit.NewMemory(), Routes: map[string]RouteMapper{"hr": {Native: true, Map: mappers.Native{}.Map}},
+		DeadLetters: dlq,
+	})
+	call := func(method, path, token string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w
+	}
+	if w := call("GET", "/v1/dead-letters/hr?reason=http-422", "auditor"); w.Code != 200 || !strings.Contains(w.Body.String(), `"reason":"http-422"`) {
+		t.Fatalf("list: %d %s", w.Code, w.Body)
+	}
+	if w := call("POST", "/v1/dead-letters/hr/replay", "auditor"); w.Code != 403 {
+		t.Errorf("replay by an auditor: %d, want 403", w.Code)
+	}
+	if w := call("POST", "/v1/dead-letters/hr/replay?reason=http-422", "ops"); w.Code != 200 || !strings.Contains(w.Body.String(), `"replayed":1`) {
+		t.Errorf("replay: %d %s", w.Code, w.Body)
+	}
+	if w := call("GET", "/v1/dead-letters/nope", "auditor"); w.Code != 404 {
+		t.Errorf("unknown route: %d", w.Code)
+	}
+	want := []string{"hr dry=true reason=http-422 actor=oidc:auditor", "hr dry=false reason=http-422 actor=oidc:ops"}
+	if strings.Join(dlq.calls, "|") != strings.Join(want, "|") {
+		t.Errorf("calls %q, want %q", dlq.calls, want)
 	}
 }

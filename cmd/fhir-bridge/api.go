@@ -19,9 +19,17 @@ import (
 
 // startAPI serves the HTTP API when configured and returns the function that
 // shuts it down gracefully (in-flight requests get 10 s).
-func startAPI(ctx context.Context, cfg bridge.Config, b *bridge.Bridge, store *audit.Postgres, routes []string, log *slog.Logger) (func(), error) {
+func startAPI(ctx context.Context, cfg bridge.Config, b *bridge.Bridge, store *audit.Postgres, log *slog.Logger) (func(), error) {
 	if cfg.API.Listen == "" {
 		return func() {}, nil
+	}
+	routes := map[string]httpapi.RouteMapper{}
+	for _, rc := range cfg.Routes {
+		m, err := bridge.LoadMapper(rc.Templates, bridge.MapperOptions{DefaultPatientID: rc.DefaultPatient})
+		if err != nil {
+			return nil, fmt.Errorf("api: route %s: %w", rc.Name, err)
+		}
+		routes[rc.Name] = httpapi.RouteMapper{Native: len(rc.Templates) == 0, Map: m.Map}
 	}
 	v, err := auth.NewVerifier(ctx, auth.InboundConfig{Issuer: cfg.API.OIDC.Issuer, Audience: cfg.API.OIDC.Audience, DeviceClaim: cfg.API.OIDC.DeviceClaim})
 	if err != nil {
@@ -32,6 +40,7 @@ func startAPI(ctx context.Context, cfg bridge.Config, b *bridge.Bridge, store *a
 	h := httpapi.New(httpapi.Config{
 		Verifier: v, Publish: pub, Audit: store, Routes: routes, Log: log, MaxBody: cfg.API.MaxBody,
 		AuditEvents: func(events []audit.Event) ([]byte, error) { return auditBundleJSON(events, cfg) },
+		DeadLetters: deadLetterService{cfg: cfg, audit: store},
 		Checks: []httpapi.Check{
 			{Name: "kafka", Run: func(ctx context.Context) error {
 				_, err := client.Metadata(ctx, &kafka.MetadataRequest{})
@@ -82,4 +91,31 @@ func startAPI(ctx context.Context, cfg bridge.Config, b *bridge.Bridge, store *a
 		<-done
 		pub.Close()
 	}, nil
+}
+
+// deadLetterService serves the API's dead-letter endpoints with bridge.Replay.
+type deadLetterService struct {
+	cfg   bridge.Config
+	audit bridge.AuditLog
+}
+
+func (d deadLetterService) DeadLetters(ctx context.Context, route string, f httpapi.DeadLetterFilter, dryRun bool, actor string) ([]httpapi.DeadLetter, int, error) {
+	var rc *bridge.RouteConfig
+	for i := range d.cfg.Routes {
+		if d.cfg.Routes[i].Name == route {
+			rc = &d.cfg.Routes[i]
+		}
+	}
+	if rc == nil {
+		return nil, 0, fmt.Errorf("unknown route %q", route)
+	}
+	res, err := bridge.Replay(ctx, bridge.ReplayOptions{
+		Brokers: d.cfg.Kafka.Brokers, Route: *rc, DryRun: dryRun, Audit: d.audit, Actor: actor,
+		Filter: bridge.ReplayFilter{Since: f.Since, Until: f.Until, Device: f.Device, Reason: f.Reason},
+	})
+	out := make([]httpapi.DeadLetter, len(res.Matched))
+	for i, m := range res.Matched {
+		out[i] = httpapi.DeadLetter{Partition: m.Partition, Offset: m.Offset, Stage: m.Stage, Reason: m.Reason, Device: m.Device, LastAttempt: m.LastAttempt}
+	}
+	return out, res.Replayed, err
 }

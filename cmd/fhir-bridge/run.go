@@ -174,7 +174,12 @@ func runBridge(ctx context.Context, args []string, getenv func(string) string, s
 	for i, r := range cfg.Routes {
 		names[i] = r.Name
 	}
-	stopAPI, err := startAPI(ctx, cfg, b, store, names, log)
+	// The configuration in force is part of the record (HIPAA audit
+	// controls): which routes, destinations and templates were running.
+	if err := store.Append(ctx, configLoaded(cfg, *configPath)); err != nil {
+		return err
+	}
+	stopAPI, err := startAPI(ctx, cfg, b, store, log)
 	if err != nil {
 		return err
 	}
@@ -217,4 +222,21 @@ func versionString() string {
 		}
 	}
 	return "devel"
+}
+
+// configLoaded is the audit event of a start with cfg: route names with their
+// destination kind, no secrets.
+func configLoaded(cfg bridge.Config, path string) audit.Event {
+	var parts []string
+	for _, r := range cfg.Routes {
+		kind := "fhir"
+		if r.Destination.MLLP != nil {
+			kind = "mllp"
+		}
+		parts = append(parts, r.Name+"("+r.Topic+"->"+kind+")")
+	}
+	return audit.Event{
+		Time: time.Now(), Action: audit.ActionConfigLoaded, Outcome: audit.OutcomeSuccess, Actor: audit.ActorSystem,
+		Route: "config", Location: path, Detail: "version " + versionString() + "; routes " + strings.Join(parts, ", "),
+	}
 }
