@@ -16,6 +16,7 @@ import (
 	"github.com/fhir-bridge/fhir-bridge/fhir"
 	"github.com/fhir-bridge/fhir-bridge/hl7"
 	"github.com/fhir-bridge/fhir-bridge/mappers"
+	"github.com/segmentio/kafka-go"
 )
 
 // Bridge runs every configured route.
@@ -119,6 +120,25 @@ func New(cfg Config, d Deps) (*Bridge, error) {
 
 // Stats returns the pipeline counters.
 func (b *Bridge) Stats() Stats { return b.stats.snapshot() }
+
+// Handling returns the total time from fetch to commit of handled batches
+// of messages and their number: their ratio is the mean latency the bridge
+// adds.
+func (b *Bridge) Handling() (seconds float64, batches int64) {
+	return float64(b.stats.handledMicros.Load()) / 1e6, b.stats.handledBatches.Load()
+}
+
+// Lag returns, per route, how many messages its consumer is behind the end
+// of its partitions, as kafka-go last saw it (0 for sources without stats).
+func (b *Bridge) Lag() map[string]int64 {
+	out := map[string]int64{}
+	for _, r := range b.routes {
+		if s, ok := r.src.(interface{ Stats() kafka.ReaderStats }); ok {
+			out[r.name] = s.Stats().Lag
+		}
+	}
+	return out
+}
 
 // Run processes every route until ctx ends or a route fails, then stops the
 // others and closes the sources. A stop lets deliveries in flight finish

@@ -73,7 +73,13 @@ func (r *route) run(ctx context.Context) error {
 			return fmt.Errorf("route %s: fetch: %w", r.name, err)
 		}
 		r.stats.received.Add(int64(len(msgs)))
-		if err := r.handleBatch(ctx, msgs); err != nil {
+		started := time.Now()
+		err = r.handleBatch(ctx, msgs)
+		if err == nil {
+			r.stats.handledMicros.Add(time.Since(started).Microseconds())
+			r.stats.handledBatches.Add(1)
+		}
+		if err != nil {
 			if errors.Is(err, errStopped) || ctx.Err() != nil {
 				r.log.Info("stopped with messages in flight; they will be redelivered",
 					"route", r.name, "topic", msgs[0].Topic, "partition", msgs[0].Partition, "offset", msgs[0].Offset, "messages", len(msgs))

@@ -12,6 +12,7 @@ type Stats struct {
 
 type counters struct {
 	received, delivered, deadLettered, retries atomic.Int64
+	handledMicros, handledBatches              atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {

@@ -423,9 +423,10 @@ func (a *api) metrics(c *gin.Context) {
 	}
 }
 
-// Counter is one Prometheus counter sample.
+// Counter is one Prometheus sample; Type is "counter" (default) or "gauge".
 type Counter struct {
 	Name, Help string
+	Type       string
 	Labels     map[string]string
 	Value      float64
 }
@@ -442,7 +443,11 @@ func WriteCounters(w io.Writer, cs []Counter) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", n, byName[n][0].Help, n)
+		typ := byName[n][0].Type
+		if typ == "" {
+			typ = "counter"
+		}
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", n, byName[n][0].Help, n, typ)
 		for _, c := range byName[n] {
 			var ls []string
 			for k, v := range c.Labels {

@@ -53,12 +53,20 @@ func startAPI(ctx context.Context, cfg bridge.Config, b *bridge.Bridge, store *a
 		},
 		Metrics: func(w io.Writer) {
 			s := b.Stats()
-			httpapi.WriteCounters(w, []httpapi.Counter{
+			secs, batches := b.Handling()
+			cs := []httpapi.Counter{
+				{Name: "fhir_bridge_handling_seconds_sum", Help: "Time from fetch to commit of handled batches.", Value: secs},
+				{Name: "fhir_bridge_handling_seconds_count", Help: "Handled batches.", Value: float64(batches)},
 				{Name: "fhir_bridge_messages_received_total", Help: "Messages fetched from Kafka.", Value: float64(s.Received)},
 				{Name: "fhir_bridge_messages_delivered_total", Help: "Messages whose readings were all delivered.", Value: float64(s.Delivered)},
 				{Name: "fhir_bridge_messages_dead_lettered_total", Help: "Messages with a rejected reading, sent to the dead-letter topic.", Value: float64(s.DeadLettered)},
 				{Name: "fhir_bridge_delivery_retries_total", Help: "Retryable delivery failures that were retried.", Value: float64(s.Retries)},
-			})
+			}
+			for route, lag := range b.Lag() {
+				cs = append(cs, httpapi.Counter{Name: "fhir_bridge_consumer_lag", Type: "gauge", Help: "Messages the route's consumer is behind.",
+					Labels: map[string]string{"route": route}, Value: float64(lag)})
+			}
+			httpapi.WriteCounters(w, cs)
 		},
 	})
 	ln, err := net.Listen("tcp", cfg.API.Listen)

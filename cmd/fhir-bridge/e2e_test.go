@@ -870,6 +870,13 @@ routes:
 		code, b := get("/v1/audit?patient=Patient/secret-api-patient&action=delivered")
 		return code == 200 && strings.Contains(string(b), `"Action":"delivered"`)
 	})
+	if code, m := get("/metrics"); code != 200 || !strings.Contains(string(m), "fhir_bridge_messages_delivered_total 1") ||
+		!strings.Contains(string(m), `fhir_bridge_consumer_lag{route="`+route+`"}`) {
+		t.Errorf("metrics %d:\n%s", code, m)
+	}
+	if code, r := get("/readyz"); code != 200 || !strings.Contains(string(r), `"postgres":"ok"`) {
+		t.Errorf("readyz %d %s", code, r)
+	}
 	code, body := get("/v1/audit/AuditEvent?patient=Patient/secret-api-patient")
 	if code != 200 {
 		t.Fatalf("AuditEvent export: %d %s", code, body)
