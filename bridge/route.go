@@ -210,6 +210,11 @@ func (r *route) finish(ctx, work context.Context, st *msgState) ([]audit.Event, 
 	for i, rd := range st.readings {
 		events = append(events, event(rd.ref, audit.ActionMapped, audit.OutcomeSuccess))
 		d := st.results[i]
+		if d.attempts > 1 {
+			e := event(rd.ref, audit.ActionRetried, audit.OutcomeFailure)
+			e.Detail = strconv.Itoa(d.attempts-1) + " retryable failure(s) before the final answer"
+			events = append(events, e)
+		}
 		if d.err != nil {
 			e := event(rd.ref, audit.ActionRejected, audit.OutcomeFailure)
 			e.Detail = "deliver: " + d.err.Error()

@@ -285,13 +285,13 @@ func TestRouteRetriesTemporaryFailures(t *testing.T) {
 				}
 			}
 			events := al.EventsAt(m.Topic, m.Partition, m.Offset)
-			diff(t, "audit actions", bridgetest.Actions(events), []string{audit.ActionReceived, audit.ActionMapped, audit.ActionDelivered})
+			diff(t, "audit actions", bridgetest.Actions(events), []string{audit.ActionReceived, audit.ActionMapped, audit.ActionRetried, audit.ActionDelivered})
 			if last := events[len(events)-1]; last.Status != http.StatusCreated || last.Location != "Observation/abc/_history/1" {
 				t.Errorf("delivered event has status %d location %q, want the final answer's 201 Observation/abc/_history/1", last.Status, last.Location)
 			}
 			diff(t, "order", order.Entries(), []string{
 				"fetch " + bridgetest.MsgPos(m),
-				"audit " + bridgetest.MsgPos(m) + " received,mapped,delivered",
+				"audit " + bridgetest.MsgPos(m) + " received,mapped,retried,delivered",
 				"commit " + bridgetest.MsgPos(m),
 			})
 			diff(t, "stats", r.stats.snapshot(), Stats{Received: 1, Delivered: 1, Retries: int64(len(tt.failures))})

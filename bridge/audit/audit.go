@@ -22,6 +22,9 @@ const (
 	ActionDeadLettered = "dead-lettered"
 	// ActionReplayed: a dead letter was re-injected into its source topic.
 	ActionReplayed = "replayed"
+	// ActionRetried: delivery failed temporarily before its final answer;
+	// Detail says how often.
+	ActionRetried = "retried"
 	// ActionConfigLoaded: the bridge started with a configuration.
 	ActionConfigLoaded = "config-loaded"
 	// ActionSkipped: the reading has no form at the route's destination
