@@ -35,6 +35,63 @@ func (r *route) batchSink() (BatchSink, bool) {
 	return bs, ok
 }
 
+// parallelDest reports whether the route delivers a batch's units
+// concurrently by key (MLLP: one connection per patient shard).
+func (r *route) parallelDest() bool {
+	_, ok := r.dest.(*mllpDest)
+	return ok && r.batch.maxEntries > 1
+}
+
+// deliverByKey delivers units concurrently, one goroutine per key (patient)
+// at a time and at most batch.concurrency keys at once: a patient's units go
+// in order, different patients in parallel.
+func (r *route) deliverByKey(ctx, work context.Context, units []mapped) ([]delivery, error) {
+	var keys []string
+	groups := map[string][]int{}
+	for i, u := range units {
+		if _, ok := groups[u.key]; !ok {
+			keys = append(keys, u.key)
+		}
+		groups[u.key] = append(groups[u.key], i)
+	}
+	out := make([]delivery, len(units))
+	var (
+		mu      sync.Mutex
+		stopErr error
+		wg      sync.WaitGroup
+	)
+	sem := make(chan struct{}, r.batch.parallel())
+	for _, k := range keys {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			for _, i := range groups[k] {
+				res, attempts, err := r.deliver(ctx, work, units[i])
+				if err == nil {
+					err = r.retry(ctx, "delivery ledger", func() error { return r.destination().record(work, units[i]) })
+					if err != nil {
+						mu.Lock()
+						stopErr = err
+						mu.Unlock()
+						return
+					}
+				} else if !errors.Is(err, errPermanent) {
+					mu.Lock()
+					stopErr = err
+					mu.Unlock()
+					return
+				}
+				out[i] = delivery{res: res, attempts: attempts, err: err}
+			}
+		})
+	}
+	wg.Wait()
+	if stopErr != nil {
+		return nil, stopErr
+	}
+	return out, nil
+}
+
 // fetchBatch returns the next message and, when batching, the ones that
 // arrive within the linger time, up to the entry and byte limits. Messages
 // are processed and committed together; the linger bounds the added latency.
@@ -44,7 +101,7 @@ func (r *route) fetchBatch(ctx context.Context) ([]kafka.Message, error) {
 		return nil, err
 	}
 	msgs := []kafka.Message{first}
-	if _, ok := r.batchSink(); !ok {
+	if _, ok := r.batchSink(); !ok && !r.parallelDest() {
 		return msgs, nil
 	}
 	size := len(first.Value)

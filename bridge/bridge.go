@@ -110,6 +110,11 @@ func New(cfg Config, d Deps) (*Bridge, error) {
 		if f := rc.Destination.FHIR; f != nil {
 			b.routes[len(b.routes)-1].batch = batching{maxEntries: f.Batch.MaxEntries, maxBytes: f.Batch.MaxBytes, linger: f.Batch.Linger, concurrency: f.Batch.Concurrency}
 		}
+		if m := rc.Destination.MLLP; m != nil {
+			// Readings arriving together are sent over all connections at
+			// once, one patient per connection at a time.
+			b.routes[len(b.routes)-1].batch = batching{maxEntries: 25 * m.Connections, maxBytes: 4 << 20, linger: 20 * time.Millisecond, concurrency: m.Connections}
+		}
 		if d.DeadLetters != nil {
 			r := b.routes[len(b.routes)-1]
 			r.dlq, r.dlqTopic = d.DeadLetters(rc), rc.DeadLetterTopic

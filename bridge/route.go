@@ -261,6 +261,9 @@ func (r *route) deliverAll(ctx, work context.Context, units []mapped) ([]deliver
 	if bs, ok := r.batchSink(); ok && len(units) > 1 {
 		return r.deliverBatch(ctx, work, bs, units)
 	}
+	if r.parallelDest() && len(units) > 1 {
+		return r.deliverByKey(ctx, work, units)
+	}
 	out := make([]delivery, len(units))
 	for i, u := range units {
 		res, attempts, err := r.deliver(ctx, work, u)

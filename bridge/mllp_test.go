@@ -1,0 +1,88 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fhir-bridge/fhir-bridge/bridge/audit"
+	"github.com/fhir-bridge/fhir-bridge/bridge/bridgetest"
+	"github.com/fhir-bridge/fhir-bridge/hl7"
+	"github.com/fhir-bridge/fhir-bridge/mappers"
+	"github.com/segmentio/kafka-go"
+)
+
+// recordingSender acknowledges everything and records, per key, the order
+// in which messages were sent.
+type recordingSender struct {
+	mu    sync.Mutex
+	byKey map[string][]string
+}
+
+func (s *recordingSender) Send(_ context.Context, key string, msg []byte, id string) (hl7.ACK, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byKey == nil {
+		s.byKey = map[string][]string{}
+	}
+	// The OBX-5 value tells the test which reading this is.
+	s.byKey[key] = append(s.byKey[key], string(msg))
+	return hl7.ACK{Code: hl7.CodeAA, ControlID: id}, nil
+}
+
+// TestMLLPRouteKeepsPatientOrder: readings fetched together go out over
+// several connections at once, but each patient's in their original order,
+// and the ledger records every acknowledged message.
+func TestMLLPRouteKeepsPatientOrder(t *testing.T) {
+	var msgs []kafka.Message
+	for i := range 30 {
+		patient := fmt.Sprintf("p-%d", i%3)
+		msgs = append(msgs, msg(int64(i), reading(fmt.Sprintf("hrm-%d", i%3), patient, i, 60+i)))
+	}
+	src := bridgetest.NewSource(msgs...)
+	sender := &recordingSender{}
+	ledger := audit.NewMemory()
+	r := newRoute(t, src, nil, &bridgetest.AuditLog{})
+	r.dest = &mllpDest{route: testRoute, sender: sender, ledger: ledger, opts: mappers.ORUOptions{}}
+	r.batch = batching{maxEntries: 50, maxBytes: 1 << 20, linger: 100 * time.Millisecond, concurrency: 3}
+	h := start(t, r)
+	last := bridgetest.MsgPos(msgs[29])
+	deadline := time.Now().Add(waitLimit)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for pos := src.CommittedPositions(); len(pos) == 0 || pos[len(pos)-1] != last; pos = src.CommittedPositions() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not all committed: %v", pos)
+		}
+		<-tick.C
+	}
+	h.stop(t)
+
+	sender.mu.Lock()
+	defer sender.mu.Unlock()
+	if len(sender.byKey) != 3 {
+		t.Fatalf("%d patients, want 3", len(sender.byKey))
+	}
+	for key, sent := range sender.byKey {
+		if len(sent) != 10 {
+			t.Errorf("%s: %d messages, want 10", key, len(sent))
+		}
+		prev := -1
+		for _, m := range sent {
+			// Values were 60+i for message i: increasing per patient.
+			var v int
+			for _, seg := range strings.Split(m, "\r") {
+				if strings.HasPrefix(seg, "OBX|2|NM|") {
+					fmt.Sscanf(strings.Split(seg, "|")[5], "%d", &v)
+				}
+			}
+			if v <= prev {
+				t.Errorf("%s: value %d after %d: patient order broken", key, v, prev)
+			}
+			prev = v
+		}
+	}
+}
