@@ -28,10 +28,16 @@ func (b batching) parallel() int { return max(b.concurrency, 1) }
 
 // batchSink returns the route's batch-capable sink when batching is on.
 func (r *route) batchSink() (BatchSink, bool) {
-	if r.batch.maxEntries <= 1 || r.dest != nil {
+	if r.batch.maxEntries <= 1 {
 		return nil, false
 	}
-	bs, ok := r.sink.(BatchSink)
+	sink := r.sink
+	if fd, ok := r.dest.(*fhirDest); ok {
+		sink = fd.sink
+	} else if r.dest != nil {
+		return nil, false
+	}
+	bs, ok := sink.(BatchSink)
 	return bs, ok
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -94,5 +95,41 @@ func TestRouteBatches(t *testing.T) {
 	}
 	if s := r.stats.snapshot(); s.Received != 25 || s.Delivered != 23 || s.DeadLettered != 2 {
 		t.Errorf("stats %+v", s)
+	}
+}
+
+// TestRouteUpsertsDevices: with upsert_devices, each device's Device
+// resource is written once, before its first Observation.
+func TestRouteUpsertsDevices(t *testing.T) {
+	ehr := fhirsandbox.New(codec(t))
+	srv := httptest.NewServer(ehr)
+	t.Cleanup(srv.Close)
+	client, _ := fhir.NewClient(fhir.ClientConfig{BaseURL: srv.URL})
+	var msgs []kafka.Message
+	for i := range 6 {
+		msgs = append(msgs, msg(int64(i), reading(fmt.Sprintf("hrm-%d", i%2), "p-1", i, 60+i)))
+	}
+	src := bridgetest.NewSource(msgs...)
+	r := newRoute(t, src, client, &bridgetest.AuditLog{})
+	r.dest = &fhirDest{sink: client, codec: r.codec, idSystem: r.idSystem, upsert: true, devices: &sync.Map{}}
+	r.batch = batching{maxEntries: 2, maxBytes: 1 << 20, linger: 50 * time.Millisecond, concurrency: 1}
+	h := start(t, r)
+	last := bridgetest.MsgPos(msgs[5])
+	deadline := time.Now().Add(waitLimit)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for pos := src.CommittedPositions(); len(pos) == 0 || pos[len(pos)-1] != last; pos = src.CommittedPositions() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not all committed: %v", pos)
+		}
+		<-tick.C
+	}
+	h.stop(t)
+	st := ehr.Stats()
+	if st.Updates != 2 || st.Created != 6 || st.Batches == 0 {
+		t.Errorf("EHR stats %+v: want 2 device upserts, 6 Observations in batches", st)
+	}
+	if got := len(ehr.Resources("Device")); got != 2 {
+		t.Errorf("%d Device resources, want 2", got)
 	}
 }

@@ -83,6 +83,9 @@ func New(cfg Config, d Deps) (*Bridge, error) {
 				return fail(rc, err)
 			}
 			sink = client
+			if rc.Destination.FHIR.UpsertDevices {
+				dest = &fhirDest{sink: client, codec: d.Codec, idSystem: cfg.IdentifierSystem, upsert: true, devices: &sync.Map{}}
+			}
 		}
 		mapper, err := LoadMapper(rc.Templates, MapperOptions{DefaultPatientID: rc.DefaultPatient})
 		if err != nil {

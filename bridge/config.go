@@ -157,6 +157,10 @@ type FHIRDestination struct {
 	TLS *TLSFiles `yaml:"tls"`
 	// Batch groups readings into batch Bundles.
 	Batch BatchConfig `yaml:"batch"`
+	// UpsertDevices writes each device's Device resource (PUT Device/<id>,
+	// PHD identifiers) before its first Observation, for servers that
+	// enforce references. Needs update-as-create. Default: false.
+	UpsertDevices bool `yaml:"upsert_devices"`
 	// Auth says how the bridge authenticates to the server. Default: none.
 	Auth *FHIRAuth `yaml:"auth"`
 }

@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/fhir-bridge/fhir-bridge/bridge/audit"
 	"github.com/fhir-bridge/fhir-bridge/fhir"
@@ -35,6 +36,11 @@ type fhirDest struct {
 	sink     Sink
 	codec    *fhir.Codec
 	idSystem string
+	// upsert, when set, makes the route write each new device's Device
+	// resource (PUT Device/<id>) before the first Observation that
+	// references it; devices remembers which are done.
+	upsert  bool
+	devices *sync.Map
 }
 
 func (d *fhirDest) prepare(ms []mappers.Measurement, base audit.Event) ([]mapped, []audit.Event, error) {
@@ -55,9 +61,24 @@ func (d *fhirDest) prepare(ms []mappers.Measurement, base audit.Event) ([]mapped
 		if err != nil {
 			return nil, nil, readingErr(i, len(ms), err)
 		}
-		out = append(out, mapped{body: body, key: fhir.IfNoneExistIdentifier(d.idSystem, m.Key()), id: ref.Resource, ref: ref})
+		u := mapped{body: body, key: fhir.IfNoneExistIdentifier(d.idSystem, m.Key()), id: ref.Resource, ref: ref}
+		if d.upsert {
+			if _, done := d.devices.Load(m.Device.ID); !done {
+				dev, err := d.codec.Encode(mappers.DeviceResource(m.Device))
+				if err != nil {
+					return nil, nil, readingErr(i, len(ms), err)
+				}
+				u.deviceID, u.deviceBody = m.Device.ID, dev
+			}
+		}
+		out = append(out, u)
 	}
 	return out, nil, nil
+}
+
+// DeviceSink writes a resource with a client-assigned id (fhir.Client.Update).
+type DeviceSink interface {
+	Update(ctx context.Context, resourceType, id string, body []byte) (fhir.Result, error)
 }
 
 func (d *fhirDest) send(ctx context.Context, m mapped) (sent, error) {

@@ -258,6 +258,9 @@ func (r *route) finish(ctx, work context.Context, st *msgState) ([]audit.Event, 
 // and records each success where the destination keeps a ledger (before the
 // commit, so a redelivery is recognised). It fails only when the route stops.
 func (r *route) deliverAll(ctx, work context.Context, units []mapped) ([]delivery, error) {
+	if err := r.upsertDevices(ctx, work, units); err != nil {
+		return nil, err
+	}
 	if bs, ok := r.batchSink(); ok && len(units) > 1 {
 		return r.deliverBatch(ctx, work, bs, units)
 	}
@@ -290,6 +293,10 @@ type mapped struct {
 	// identifier, or MSH-10.
 	id  string
 	ref audit.Event // base event with Device, Patient and Resource set
+	// deviceID and deviceBody, when set, are a Device resource to write
+	// before this unit (FHIR routes with upsert_devices).
+	deviceID   string
+	deviceBody []byte
 }
 
 // mapMessage maps a payload and prepares its readings for the route's
@@ -453,4 +460,46 @@ func printable(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// upsertDevices writes the Device resources new devices need before their
+// Observations, so an EHR that enforces references accepts them. Temporary
+// failures are retried while the partition waits; a permanent refusal is
+// logged once per device and the Observations go on (if the EHR needs the
+// Device, their own refusal dead-letters them with its reason).
+func (r *route) upsertDevices(ctx, work context.Context, units []mapped) error {
+	d, ok := r.destination().(*fhirDest)
+	if !ok || !d.upsert {
+		return nil
+	}
+	ds, ok := d.sink.(DeviceSink)
+	if !ok {
+		return nil
+	}
+	for _, u := range units {
+		if u.deviceID == "" {
+			continue
+		}
+		if _, done := d.devices.Load(u.deviceID); done {
+			continue
+		}
+		for attempt := 1; ; attempt++ {
+			_, err := ds.Update(work, "Device", u.deviceID, u.deviceBody)
+			if err == nil {
+				break
+			}
+			if work.Err() != nil || ctx.Err() != nil {
+				return errStopped
+			}
+			if !temporary(err) {
+				r.log.Warn("device upsert refused; Observations are sent without it", "route", r.name, "status", statusOf(err))
+				break
+			}
+			if !sleep(ctx, r.backoff.wait(attempt, err)) {
+				return errStopped
+			}
+		}
+		d.devices.Store(u.deviceID, true)
+	}
+	return nil
 }

@@ -241,3 +241,34 @@ func printable(s string) string {
 func IfNoneExistIdentifier(system, value string) string {
 	return "identifier=" + url.QueryEscape(system+"|"+value)
 }
+
+// Update puts a resource with a client-assigned id: PUT [base]/[type]/[id],
+// which creates it when the server allows update-as-create. 200 and 201 are
+// success; failures are typed as for Create.
+func (c *Client) Update(ctx context.Context, resourceType, id string, body []byte) (Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	target := c.base + "/" + resourceType + "/" + url.PathEscape(id)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, target, bytes.NewReader(body))
+	if err != nil {
+		return Result{}, fmt.Errorf("update %s/%s: %w", resourceType, id, err)
+	}
+	req.Header.Set("Content-Type", ContentType)
+	req.Header.Set("Accept", "application/fhir+json")
+	req.Header.Set("Prefer", "return=minimal")
+	req.Header.Set("User-Agent", c.ua)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return Result{}, &TransportError{Op: "PUT " + target, Err: err}
+	}
+	defer resp.Body.Close()
+	respBody, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return Result{}, &TransportError{Op: "PUT " + target, Err: err}
+	}
+	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusCreated {
+		return Result{Status: resp.StatusCode, Location: resp.Header.Get("Location")}, nil
+	}
+	return Result{}, &StatusError{Op: "PUT " + target, Status: resp.StatusCode,
+		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()), Outcome: outcomeText(respBody)}
+}

@@ -27,6 +27,7 @@ const maxBody = 1 << 20
 
 // Stats counts what the server saw.
 type Stats struct {
+	Updates  int // PUT [type]/[id] requests stored (update-as-create)
 	Posts    int // create requests received
 	Created  int // resources created (201)
 	Matched  int // conditional creates that matched an existing resource (200)
@@ -107,6 +108,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.batch(w, r)
 	case r.Method == http.MethodGet && len(parts) == 2:
 		s.read(w, parts[0]+"/"+parts[1])
+	case r.Method == http.MethodPut && len(parts) == 2:
+		s.update(w, r, parts[0], parts[1])
 	default:
 		writeOutcome(w, http.StatusNotFound, "not-supported", "", "unsupported interaction "+r.Method+" "+r.URL.Path)
 	}

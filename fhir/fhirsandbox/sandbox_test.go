@@ -429,7 +429,7 @@ func TestUnsupportedRoutes(t *testing.T) {
 		{"search", http.MethodGet, "/Observation", "not-supported"},
 		{"unknown id", http.MethodGet, "/Observation/99", "not-found"},
 		{"vread", http.MethodGet, "/Observation/1/_history/1", "not-supported"},
-		{"update", http.MethodPut, "/Observation/1", "not-supported"},
+		{"delete", http.MethodDelete, "/Observation/1", "not-supported"},
 		{"delete", http.MethodDelete, "/Observation/1", "not-supported"},
 		{"POST to an instance", http.MethodPost, "/Observation/1", "not-supported"},
 		{"POST to the base", http.MethodPost, "/", "not-supported"},
@@ -630,5 +630,29 @@ func TestReadReturnsStoredBytesPerID(t *testing.T) {
 		if r.Status != http.StatusOK || !bytes.Equal(r.Body, want) {
 			t.Errorf("GET %s: %d %s, want 200 %s", path, r.Status, r.Body, want)
 		}
+	}
+}
+
+func TestUpdateAsCreate(t *testing.T) {
+	codec, err := fhir.NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := fhirsandbox.New(codec)
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	c, _ := fhir.NewClient(fhir.ClientConfig{BaseURL: srv.URL})
+	dev := []byte(`{"resourceType":"Device","id":"hrm-1","manufacturer":"Acme"}`)
+	if res, err := c.Update(context.Background(), "Device", "hrm-1", dev); err != nil || res.Status != 201 {
+		t.Fatalf("first PUT: %+v %v", res, err)
+	}
+	if res, err := c.Update(context.Background(), "Device", "hrm-1", dev); err != nil || res.Status != 200 {
+		t.Fatalf("second PUT: %+v %v", res, err)
+	}
+	if _, err := c.Update(context.Background(), "Device", "other", dev); err == nil {
+		t.Error("PUT with a mismatched id accepted")
+	}
+	if got := s.Resources("Device"); len(got) != 1 || s.Stats().Updates != 2 {
+		t.Errorf("stored %d devices, %d updates", len(got), s.Stats().Updates)
 	}
 }
