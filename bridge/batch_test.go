@@ -56,18 +56,7 @@ func TestRouteBatches(t *testing.T) {
 	r.batch = batching{maxEntries: 10, maxBytes: 1 << 20, linger: 200 * time.Millisecond, concurrency: 2}
 	r.dlq = dlq
 	h := start(t, r)
-	// With batching the source is drained before the last batch is handled:
-	// wait for the last commit instead.
-	last := bridgetest.MsgPos(msgs[24])
-	deadline := time.Now().Add(waitLimit)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for pos := src.CommittedPositions(); len(pos) == 0 || pos[len(pos)-1] != last; pos = src.CommittedPositions() {
-		if time.Now().After(deadline) {
-			t.Fatalf("last message not committed; commits %v", pos)
-		}
-		<-tick.C
-	}
+	awaitCommit(t, src, msgs[24])
 	h.stop(t)
 
 	st := ehr.Stats()
@@ -114,16 +103,7 @@ func TestRouteUpsertsDevices(t *testing.T) {
 	r.dest = &fhirDest{sink: client, codec: r.codec, idSystem: r.idSystem, upsert: true, devices: &sync.Map{}}
 	r.batch = batching{maxEntries: 2, maxBytes: 1 << 20, linger: 50 * time.Millisecond, concurrency: 1}
 	h := start(t, r)
-	last := bridgetest.MsgPos(msgs[5])
-	deadline := time.Now().Add(waitLimit)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for pos := src.CommittedPositions(); len(pos) == 0 || pos[len(pos)-1] != last; pos = src.CommittedPositions() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not all committed: %v", pos)
-		}
-		<-tick.C
-	}
+	awaitCommit(t, src, msgs[5])
 	h.stop(t)
 	st := ehr.Stats()
 	if st.Updates != 2 || st.Created != 6 || st.Batches == 0 {

@@ -232,3 +232,20 @@ func show(v any) string {
 	}
 	return fmt.Sprintf("%+v", v)
 }
+
+// awaitCommit waits until last is the newest committed message of src.
+// With batching the source drains before its last batch is handled, so
+// Drained is too early a signal.
+func awaitCommit(t *testing.T, src *bridgetest.Source, last kafka.Message) {
+	t.Helper()
+	want := bridgetest.MsgPos(last)
+	deadline := time.Now().Add(waitLimit)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for pos := src.CommittedPositions(); len(pos) == 0 || pos[len(pos)-1] != want; pos = src.CommittedPositions() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not committed; commits %v", want, pos)
+		}
+		<-tick.C
+	}
+}

@@ -49,16 +49,7 @@ func TestMLLPRouteKeepsPatientOrder(t *testing.T) {
 	r.dest = &mllpDest{route: testRoute, sender: sender, ledger: ledger, opts: mappers.ORUOptions{}}
 	r.batch = batching{maxEntries: 50, maxBytes: 1 << 20, linger: 100 * time.Millisecond, concurrency: 3}
 	h := start(t, r)
-	last := bridgetest.MsgPos(msgs[29])
-	deadline := time.Now().Add(waitLimit)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for pos := src.CommittedPositions(); len(pos) == 0 || pos[len(pos)-1] != last; pos = src.CommittedPositions() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not all committed: %v", pos)
-		}
-		<-tick.C
-	}
+	awaitCommit(t, src, msgs[29])
 	h.stop(t)
 
 	sender.mu.Lock()
