@@ -1,5 +1,6 @@
 // Command fhir-bridge carries device vitals from Kafka into EHRs as FHIR R4
-// Observations, with an audit trail. Run "fhir-bridge help" for the commands.
+// Observations and HL7 v2 messages, with an audit trail. Run "fhir-bridge help"
+// for the commands.
 package main
 
 import (

@@ -25,7 +25,7 @@ var stdin io.Reader = os.Stdin
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
 var version = ""
 
-const usage = `fhir-bridge carries device vitals from Kafka into EHRs as FHIR R4 Observations.
+const usage = `fhir-bridge carries device vitals from Kafka into EHRs as FHIR R4 Observations and HL7 v2 ORU^R01.
 
 Usage:
   fhir-bridge <command> [flags]
