@@ -421,3 +421,30 @@ func BenchmarkAppendPostgres(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*len(batch))/time.Since(start).Seconds(), "rows/s")
 }
+
+// BenchmarkAppendPostgresBatch appends batches of several sizes, events
+// spread over 4 chains.
+func BenchmarkAppendPostgresBatch(b *testing.B) {
+	dsn := audittest.DSN(b)
+	p, err := OpenPostgres(context.Background(), dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	for _, size := range []int{1, 16, 1000} {
+		batch := make([]Event, size)
+		for i := range batch {
+			batch[i] = sample(i, "bench")
+		}
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			start := time.Now()
+			for b.Loop() {
+				if err := p.Append(ctx, batch...); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*len(batch))/time.Since(start).Seconds(), "rows/s")
+		})
+	}
+}

@@ -90,16 +90,16 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-const eventColumns = `occurred_at, action, outcome, actor, route, topic, kafka_partition, kafka_offset,
-	device, patient, resource, status, location, detail, correlation_id, chain, seq, prev_hash, hash`
-
+// eventColumnCount is the number of columns Append writes per event.
 const eventColumnCount = 19
 
-// maxRowsPerInsert keeps one statement under PostgreSQL's 65535 parameters.
+// maxRowsPerInsert is how many events one INSERT could carry under
+// PostgreSQL's 65535 parameters. Append uses COPY, which has no such limit;
+// tests use it to size a batch that once needed several statements.
 const maxRowsPerInsert = 65535 / eventColumnCount
 
-// Append writes events with multi-row INSERTs in one transaction; with the
-// server's default synchronous_commit they are durable when it returns.
+// Append writes events with COPY in one transaction; with the server's
+// default synchronous_commit they are durable when it returns.
 //
 // Chaining: the transaction first locks the head row of every chain the
 // batch touches (creating missing heads), in byte order of the chain name so
@@ -139,30 +139,8 @@ func (p *Postgres) Append(ctx context.Context, events ...Event) error {
 		link(&h, &rows[i])
 		heads[chains[i]] = h
 	}
-	for start := 0; start < len(rows); start += maxRowsPerInsert {
-		end := min(start+maxRowsPerInsert, len(rows))
-		var q strings.Builder
-		q.WriteString("INSERT INTO audit_event (" + eventColumns + ") VALUES ")
-		args := make([]any, 0, (end-start)*eventColumnCount)
-		for i, e := range rows[start:end] {
-			if i > 0 {
-				q.WriteByte(',')
-			}
-			q.WriteByte('(')
-			for c := 0; c < eventColumnCount; c++ {
-				if c > 0 {
-					q.WriteByte(',')
-				}
-				q.WriteString("$" + strconv.Itoa(i*eventColumnCount+c+1))
-			}
-			q.WriteByte(')')
-			args = append(args, e.Time, e.Action, e.Outcome, e.Actor, e.Route, e.Topic,
-				e.Partition, e.Offset, e.Device, e.Patient, e.Resource, e.Status, e.Location,
-				e.Detail, e.CorrelationID, chains[start+i], e.Seq, e.PrevHash, e.Hash)
-		}
-		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
-			return fmt.Errorf("audit append: %w", err)
-		}
+	if err := copyRows(ctx, tx, rows, chains); err != nil {
+		return fmt.Errorf("audit append: %w", err)
 	}
 	seqs := make([]int64, len(names))
 	hashes := make([][]byte, len(names))
