@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -662,23 +661,7 @@ func TestStage(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination the route goroutine and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = bridgetest.SyncBuffer
 
 // TestRouteKeepsPHIOutOfLogs runs rejections and retries, whose log lines
 // could be tempted to quote the reading, and checks the logs never carry a

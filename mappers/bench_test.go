@@ -14,6 +14,12 @@ var (
 		`"components":[{"kind":"systolic","value":128,"unit":"mmHg"},{"kind":"diastolic","value":82,"unit":"mmHg"}]}`)
 )
 
+// benchPanels are a single-value reading and a panel.
+var benchPanels = []struct {
+	name    string
+	payload []byte
+}{{"heart-rate", benchHR}, {"blood-pressure", benchBP}}
+
 // BenchmarkParseNative: payload to Measurement.
 func BenchmarkParseNative(b *testing.B) {
 	b.ReportAllocs()
@@ -26,10 +32,7 @@ func BenchmarkParseNative(b *testing.B) {
 
 // BenchmarkNativeToObservation: payload to Measurement to Observation proto.
 func BenchmarkNativeToObservation(b *testing.B) {
-	for _, bc := range []struct {
-		name    string
-		payload []byte
-	}{{"heart-rate", benchHR}, {"blood-pressure", benchBP}} {
+	for _, bc := range benchPanels {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
@@ -79,10 +82,7 @@ func BenchmarkNativeToFHIRJSON(b *testing.B) {
 
 // BenchmarkNativeToORU: payload to Measurement to ORU^R01 bytes.
 func BenchmarkNativeToORU(b *testing.B) {
-	for _, bc := range []struct {
-		name    string
-		payload []byte
-	}{{"heart-rate", benchHR}, {"blood-pressure", benchBP}} {
+	for _, bc := range benchPanels {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			var buf []byte

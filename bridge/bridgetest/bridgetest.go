@@ -13,6 +13,7 @@
 package bridgetest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -112,4 +113,25 @@ func (r Reading) JSON() []byte {
 // Message returns a Kafka message at topic/partition/offset carrying value.
 func Message(topic string, partition int, offset int64, value []byte, headers ...kafka.Header) kafka.Message {
 	return kafka.Message{Topic: topic, Partition: partition, Offset: offset, Value: value, Headers: headers}
+}
+
+// SyncBuffer is a log destination that goroutines under test and the test
+// itself can share.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns everything written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

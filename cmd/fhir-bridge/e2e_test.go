@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"github.com/coreos/go-oidc/v3/oidc/oidctest"
+	"github.com/fhir-bridge/fhir-bridge/bridge/bridgetest"
 	"io"
 	"net"
 	"net/http"
@@ -170,23 +171,7 @@ routes:
 	return path
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = bridgetest.SyncBuffer
 
 // startBridge runs `fhir-bridge run --config path` until the returned stop
 // function is called; stop waits for run to return and returns its error.
