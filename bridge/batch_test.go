@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/fhir-bridge/fhir-bridge/bridge/bridgetest"
 	"github.com/fhir-bridge/fhir-bridge/fhir"
 	"github.com/fhir-bridge/fhir-bridge/fhir/fhirsandbox"
-	"github.com/segmentio/kafka-go"
 )
 
 // TestRouteBatches delivers through the sandbox EHR in batch Bundles: entries
@@ -40,7 +38,7 @@ func TestRouteBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var msgs []kafka.Message
+	var msgs []Reading
 	for i := range 22 {
 		msgs = append(msgs, msg(int64(i), reading(fmt.Sprintf("hrm-%d", i), "p-1", i, 60+i)))
 	}
@@ -49,11 +47,12 @@ func TestRouteBatches(t *testing.T) {
 		msg(23, []byte(`{"kind":"heart-rate"`)),
 		msg(24, reading("hrm-flaky", "p-3", 31, 71)),
 	)
-	src := bridgetest.NewSource(msgs...)
+	src := newFakeSource(msgs...)
 	dlq := &fakeDLQ{}
 	al := &bridgetest.AuditLog{}
 	r := newRoute(t, src, client, al)
-	r.batch = batching{maxEntries: 10, maxBytes: 1 << 20, linger: 200 * time.Millisecond, concurrency: 2}
+	r.sink = NewFHIRBatchSink(client, nil, BatchLimits{MaxEntries: 10, MaxBytes: 1 << 20, Concurrency: 2}, discardLog())
+	r.batch = Batching{MaxReadings: 20, MaxBytes: 1 << 20, Linger: 200 * time.Millisecond}
 	r.dlq = dlq
 	h := start(t, r)
 	awaitCommit(t, src, msgs[24])
@@ -68,13 +67,12 @@ func TestRouteBatches(t *testing.T) {
 			t.Errorf("%s created %d times", id, n)
 		}
 	}
-	if got := len(src.Commits()); got == 0 || src.CommittedPositions()[len(src.CommittedPositions())-1] != bridgetest.MsgPos(msgs[24]) {
+	if got := len(src.Commits()); got == 0 || src.CommittedPositions()[len(src.CommittedPositions())-1] != readingPos(msgs[24]) {
 		t.Errorf("commits %v: the last message must be committed", src.CommittedPositions())
 	}
-	recs := dlq.records()
 	var reasons []string
-	for _, rec := range recs {
-		reasons = append(reasons, headers(rec)[HeaderReason])
+	for _, rec := range dlq.records() {
+		reasons = append(reasons, rec.dl.Reason)
 	}
 	if strings.Join(reasons, ",") != "http-422,invalid-payload" {
 		t.Errorf("dead letters %v, want the refused reading and the malformed payload", reasons)
@@ -94,14 +92,15 @@ func TestRouteUpsertsDevices(t *testing.T) {
 	srv := httptest.NewServer(ehr)
 	t.Cleanup(srv.Close)
 	client, _ := fhir.NewClient(fhir.ClientConfig{BaseURL: srv.URL})
-	var msgs []kafka.Message
+	var msgs []Reading
 	for i := range 6 {
 		msgs = append(msgs, msg(int64(i), reading(fmt.Sprintf("hrm-%d", i%2), "p-1", i, 60+i)))
 	}
-	src := bridgetest.NewSource(msgs...)
+	src := newFakeSource(msgs...)
 	r := newRoute(t, src, client, &bridgetest.AuditLog{})
-	r.dest = &fhirDest{sink: client, codec: r.codec, idSystem: r.idSystem, upsert: true, devices: &sync.Map{}}
-	r.batch = batching{maxEntries: 2, maxBytes: 1 << 20, linger: 50 * time.Millisecond, concurrency: 1}
+	r.enc = NewFHIREncoder(codec(t), DefaultIdentifierSystem, true)
+	r.sink = NewFHIRBatchSink(client, client, BatchLimits{MaxEntries: 2, MaxBytes: 1 << 20, Concurrency: 1}, discardLog())
+	r.batch = Batching{MaxReadings: 2, MaxBytes: 1 << 20, Linger: 50 * time.Millisecond}
 	h := start(t, r)
 	awaitCommit(t, src, msgs[5])
 	h.stop(t)

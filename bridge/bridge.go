@@ -1,7 +1,13 @@
-// Package bridge is the fhir-bridge pipeline: routes that consume device
-// readings from Kafka, map them to FHIR R4 Observations, deliver them to an
-// EHR with conditional create, record every step in the audit trail, and only
-// then commit the Kafka offset (at-least-once in, effectively-once out).
+// Package bridge is the fhir-bridge engine: routes that read device readings
+// from a Source, map them to measurements, encode them for their
+// destination, deliver them through a Sink, dead-letter what is refused,
+// record every outcome in the audit trail, and only then commit the
+// source offset (at-least-once in, effectively-once out).
+//
+// The stage contracts are in stage.go; a route's pipeline in route.go. The
+// engine knows no concrete source or destination: cmd/fhir-bridge wires
+// Kafka (bridge/kafka), the FHIR and MLLP sinks of this package, the audit
+// store and the metrics.
 package bridge
 
 import (
@@ -10,118 +16,121 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/fhir-bridge/fhir-bridge/bridge/audit"
-	"github.com/fhir-bridge/fhir-bridge/fhir"
-	"github.com/fhir-bridge/fhir-bridge/hl7"
-	"github.com/fhir-bridge/fhir-bridge/mappers"
-	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
-// Bridge runs every configured route.
+// Bridge runs routes.
 type Bridge struct {
 	routes []*route
 	stats  *counters
 	log    *slog.Logger
 }
 
-// Deps are what a Bridge is built from besides its configuration.
-type Deps struct {
-	// Sources returns the Source of a route (see NewKafkaSource). Required.
-	Sources func(RouteConfig) Source
-	// DeadLetters returns the dead-letter sink of a route (see
-	// NewDeadLetterWriter). Nil: rejected messages are recorded in the audit
-	// trail only.
-	DeadLetters func(RouteConfig) DeadLetterSink
-	Audit       AuditLog
-	// Ledger records MLLP deliveries. Required for MLLP routes.
-	Ledger audit.Ledger
-	Codec  *fhir.Codec
-	Log    *slog.Logger
+// RouteSpec is one wired route: where it reads, how it maps and encodes,
+// where it delivers.
+type RouteSpec struct {
+	// Name identifies the route in logs, metrics and the audit trail.
+	Name   string
+	Source Source
+	Mapper Mapper
+	// Encoder and Sink go together: the encoder makes the sink's units.
+	Encoder Encoder
+	Sink    Sink
+	// DeadLetters receives refused readings. Nil: they are recorded in the
+	// audit trail only.
+	DeadLetters DeadLetters
+	// Batch groups readings of a partition into the batches that move
+	// through the pipeline together.
+	Batch Batching
+	// InFlight bounds a partition's readings between read and commit.
+	InFlight InFlightConfig
 }
 
-// New builds the routes of cfg. The Bridge closes every source and
-// dead-letter sink when Run returns.
-func New(cfg Config, d Deps) (*Bridge, error) {
-	log := d.Log
-	b := &Bridge{stats: &counters{}, log: log}
-	fail := func(rc RouteConfig, err error) (*Bridge, error) {
-		b.closeAll()
-		return nil, fmt.Errorf("route %s: %w", rc.Name, err)
+// Batching configures how a partition's readings are grouped.
+type Batching struct {
+	// MaxReadings per batch. Default: 1.
+	MaxReadings int
+	// MaxBytes of payload per batch. Default: 4 MiB.
+	MaxBytes int
+	// Linger is how long to wait for more readings after the first when
+	// none are waiting. Default: 0 (take what is there).
+	Linger time.Duration
+}
+
+// Options are what every route shares.
+type Options struct {
+	// Audit is the audit trail. Required.
+	Audit AuditLog
+	// Retry paces every retry. Default: 200ms to 30s.
+	Retry Retry
+	// Grace is how long work in flight may finish after a stop.
+	// Default: 10s.
+	Grace time.Duration
+	// Observer sees what the engine does (metrics). Default: none.
+	Observer Observer
+	// Tracer makes one span per stage and batch. Default: none.
+	Tracer trace.Tracer
+	Log    *slog.Logger
+	// Now is the clock of audit events. Default: time.Now.
+	Now func() time.Time
+}
+
+// New builds a Bridge of specs. The Bridge closes every sink and
+// dead-letter writer when Run returns.
+func New(specs []RouteSpec, o Options) (*Bridge, error) {
+	if o.Audit == nil {
+		return nil, errors.New("bridge: an audit log is required")
 	}
-	for _, rc := range cfg.Routes {
-		var sink Sink
-		var dest destination
-		var closer func() error
-		switch {
-		case rc.Destination.MLLP != nil:
-			pool, err := newMLLPPool(rc.Destination.MLLP)
-			if err != nil {
-				return fail(rc, err)
-			}
-			if d.Ledger == nil {
-				pool.Close(context.Background())
-				return fail(rc, errors.New("an MLLP destination needs a delivery ledger"))
-			}
-			m := rc.Destination.MLLP
-			dest = &mllpDest{route: rc.Name, sender: pool, ledger: d.Ledger, opts: mappers.ORUOptions{
-				SendingApplication:   hd(m.SendingApplication),
-				SendingFacility:      hd(m.SendingFacility),
-				ReceivingApplication: hd(m.ReceivingApplication),
-				ReceivingFacility:    hd(m.ReceivingFacility),
-				PatientAuthority:     hd(m.PatientAuthority),
-			}}
-			closer = func() error {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				return pool.Close(ctx)
-			}
-		default:
-			client, err := newFHIRClient(rc.Destination.FHIR, cfg.Getenv)
-			if err != nil {
-				return fail(rc, err)
-			}
-			sink = client
-			if rc.Destination.FHIR.UpsertDevices {
-				dest = &fhirDest{sink: client, codec: d.Codec, idSystem: cfg.IdentifierSystem, upsert: true, devices: &sync.Map{}}
-			}
+	if o.Retry.Initial <= 0 {
+		o.Retry.Initial = 200 * time.Millisecond
+	}
+	if o.Retry.Max < o.Retry.Initial {
+		o.Retry.Max = max(30*time.Second, o.Retry.Initial)
+	}
+	if o.Grace == 0 {
+		o.Grace = 10 * time.Second
+	}
+	if o.Observer == nil {
+		o.Observer = NopObserver{}
+	}
+	if o.Tracer == nil {
+		o.Tracer = noop.NewTracerProvider().Tracer("")
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	b := &Bridge{stats: &counters{}, log: o.Log}
+	for _, s := range specs {
+		if s.Name == "" || s.Source == nil || s.Mapper == nil || s.Encoder == nil || s.Sink == nil {
+			return nil, fmt.Errorf("route %q: name, source, mapper, encoder and sink are required", s.Name)
 		}
-		mapper, err := LoadMapper(rc.Templates, MapperOptions{DefaultPatientID: rc.DefaultPatient})
-		if err != nil {
-			if closer != nil {
-				closer()
-			}
-			return fail(rc, err)
+		bt := s.Batch
+		bt.MaxReadings = max(bt.MaxReadings, 1)
+		if bt.MaxBytes <= 0 {
+			bt.MaxBytes = 4 << 20
 		}
+		lim := s.InFlight
+		if lim.MaxReadings <= 0 {
+			lim.MaxReadings = 2000
+		}
+		if lim.MaxBytes <= 0 {
+			lim.MaxBytes = 16 << 20
+		}
+		// A batch must fit in the in-flight budget, and two of them, so
+		// one can be read while the other is delivered.
+		bt.MaxReadings = min(bt.MaxReadings, max(lim.MaxReadings/2, 1))
 		b.routes = append(b.routes, &route{
-			mapper:    mapper,
-			name:      rc.Name,
-			src:       d.Sources(rc),
-			sink:      sink,
-			dest:      dest,
-			closeDest: closer,
-			audit:     d.Audit,
-			codec:     d.Codec,
-			idSystem:  cfg.IdentifierSystem,
-			log:       log,
-			stats:     b.stats,
-			backoff:   backoff{initial: cfg.Retry.Initial, max: cfg.Retry.Max},
-			grace:     cfg.ShutdownGrace,
-			now:       time.Now,
+			name: s.Name, src: s.Source, mapper: s.Mapper, enc: s.Encoder, sink: s.Sink, dlq: s.DeadLetters,
+			audit: o.Audit, batch: bt, limits: lim, retry: o.Retry, grace: o.Grace,
+			obs: o.Observer, tracer: o.Tracer, log: o.Log, now: o.Now, stats: b.stats,
 		})
-		if f := rc.Destination.FHIR; f != nil {
-			b.routes[len(b.routes)-1].batch = batching{maxEntries: f.Batch.MaxEntries, maxBytes: f.Batch.MaxBytes, linger: f.Batch.Linger, concurrency: f.Batch.Concurrency}
-		}
-		if m := rc.Destination.MLLP; m != nil {
-			// Readings arriving together are sent over all connections at
-			// once, one patient per connection at a time.
-			b.routes[len(b.routes)-1].batch = batching{maxEntries: 25 * m.Connections, maxBytes: 4 << 20, linger: 20 * time.Millisecond, concurrency: m.Connections}
-		}
-		if d.DeadLetters != nil {
-			r := b.routes[len(b.routes)-1]
-			r.dlq, r.dlqTopic = d.DeadLetters(rc), rc.DeadLetterTopic
-		}
 	}
 	return b, nil
 }
@@ -129,28 +138,10 @@ func New(cfg Config, d Deps) (*Bridge, error) {
 // Stats returns the pipeline counters.
 func (b *Bridge) Stats() Stats { return b.stats.snapshot() }
 
-// Handling returns the total time from fetch to commit of handled batches
-// of messages and their number: their ratio is the mean latency the bridge
-// adds.
-func (b *Bridge) Handling() (seconds float64, batches int64) {
-	return float64(b.stats.handledMicros.Load()) / 1e6, b.stats.handledBatches.Load()
-}
-
-// Lag returns, per route, how many messages its consumer is behind the end
-// of its partitions, as kafka-go last saw it (0 for sources without stats).
-func (b *Bridge) Lag() map[string]int64 {
-	out := map[string]int64{}
-	for _, r := range b.routes {
-		if s, ok := r.src.(interface{ Stats() kafka.ReaderStats }); ok {
-			out[r.name] = s.Stats().Lag
-		}
-	}
-	return out
-}
-
 // Run processes every route until ctx ends or a route fails, then stops the
-// others and closes the sources. A stop lets deliveries in flight finish
-// within the configured grace; what is not finished is not committed.
+// others. A stop lets work in flight finish within the grace; what is not
+// finished is not committed and is redelivered. Run closes the sinks and
+// dead-letter writers before it returns.
 func (b *Bridge) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -169,36 +160,34 @@ func (b *Bridge) Run(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// closeAll closes every route's source, dead-letter sink and destination.
 func (b *Bridge) closeAll() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	for _, r := range b.routes {
-		if err := r.src.Close(); err != nil {
-			b.log.Warn("closing source", "route", r.name, "err", err)
+		if err := r.sink.Close(ctx); err != nil {
+			b.log.Warn("closing destination", "route", r.name, "err", err)
 		}
 		if r.dlq != nil {
 			if err := r.dlq.Close(); err != nil {
 				b.log.Warn("closing dead-letter writer", "route", r.name, "err", err)
 			}
 		}
-		if r.closeDest != nil {
-			if err := r.closeDest(); err != nil {
-				b.log.Warn("closing destination", "route", r.name, "err", err)
-			}
-		}
 	}
 }
 
-func hd(namespace string) hl7.HD { return hl7.HD{NamespaceID: namespace} }
+// Stats counts readings through the pipeline since start.
+type Stats struct {
+	Received     int64 // readings read from the source
+	Delivered    int64 // readings whose units were all accepted (created or already there)
+	DeadLettered int64 // readings rejected: dead-lettered and audited with the reason
+	Retries      int64 // retries of deliveries
+}
 
-// newMLLPPool builds the connection pool of an MLLP destination.
-func newMLLPPool(m *MLLPDestination) (*hl7.Pool, error) {
-	cfg := hl7.PoolConfig{Size: m.Connections, SenderConfig: hl7.SenderConfig{Addr: m.Address, AckTimeout: m.AckTimeout}}
-	if m.TLS != nil {
-		tc, err := hl7.TLSConfig(m.TLS.CAFile, m.TLS.CertFile, m.TLS.KeyFile, m.TLS.ServerName)
-		if err != nil {
-			return nil, fmt.Errorf("mllp tls: %w", err)
-		}
-		cfg.TLS = tc
-	}
-	return hl7.NewPool(cfg)
+type counters struct {
+	received, delivered, deadLettered, retries atomic.Int64
+}
+
+func (c *counters) snapshot() Stats {
+	return Stats{Received: c.received.Load(), Delivered: c.delivered.Load(),
+		DeadLettered: c.deadLettered.Load(), Retries: c.retries.Load()}
 }

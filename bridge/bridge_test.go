@@ -5,14 +5,13 @@ import (
 	"errors"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fhir-bridge/fhir-bridge/bridge/audit"
-	"github.com/fhir-bridge/fhir-bridge/bridge/bridgetest"
+	"github.com/fhir-bridge/fhir-bridge/fhir"
 	"github.com/fhir-bridge/fhir-bridge/fhir/fhirsandbox"
-	"github.com/segmentio/kafka-go"
+	"github.com/fhir-bridge/fhir-bridge/mappers"
 )
 
 // bridgeFixture is a Bridge with two routes reading fake sources and
@@ -21,39 +20,25 @@ type bridgeFixture struct {
 	b       *Bridge
 	ehr     *fhirsandbox.Server
 	audit   *audit.Memory
-	sources map[string]*bridgetest.Source
-
-	mu   sync.Mutex
-	seen []RouteConfig // what New passed to the sources func
+	sources map[string]*fakeSource
 }
 
-func newBridgeFixture(t *testing.T, sources map[string]*bridgetest.Source) *bridgeFixture {
+func newBridgeFixture(t *testing.T, sources map[string]*fakeSource) *bridgeFixture {
 	t.Helper()
 	f := &bridgeFixture{ehr: fhirsandbox.New(codec(t)), audit: audit.NewMemory(), sources: sources}
 	srv := httptest.NewServer(f.ehr)
 	t.Cleanup(srv.Close)
-	cfg, err := ParseConfig([]byte(`
-kafka: {brokers: ["kafka-1:9092"]}
-audit: {dsn: "postgres://bridge@localhost/audit"}
-shutdown_grace: 2s
-retry: {initial: 1ms, max: 5ms}
-routes:
-  - name: a
-    topic: vitals.a
-    destination: {fhir: {base_url: "`+srv.URL+`"}}
-  - name: b
-    topic: vitals.b
-    destination: {fhir: {base_url: "`+srv.URL+`"}}
-`), noEnv)
+	client, err := fhir.NewClient(fhir.ClientConfig{BaseURL: srv.URL})
 	if err != nil {
-		t.Fatalf("ParseConfig: %v", err)
+		t.Fatal(err)
 	}
-	f.b, err = New(cfg, Deps{Sources: func(rc RouteConfig) Source {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		f.seen = append(f.seen, rc)
-		return sources[rc.Name]
-	}, Audit: f.audit, Codec: codec(t), Log: discardLog()})
+	var specs []RouteSpec
+	for _, name := range []string{"a", "b"} {
+		specs = append(specs, RouteSpec{Name: name, Source: sources[name], Mapper: mappers.Native{},
+			Encoder: NewFHIREncoder(codec(t), DefaultIdentifierSystem, false), Sink: NewFHIRSingleSink(client, nil, discardLog())})
+	}
+	f.b, err = New(specs, Options{Audit: f.audit, Retry: Retry{Initial: time.Millisecond, Max: 5 * time.Millisecond},
+		Grace: 2 * time.Second, Log: discardLog()})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -80,18 +65,18 @@ func waitRun(t *testing.T, done <-chan error) error {
 	}
 }
 
-func topicMessages(topic string, device string, n int) []kafka.Message {
-	var out []kafka.Message
+func topicMessages(topic string, device string, n int) []Reading {
+	var out []Reading
 	for i := range n {
-		out = append(out, bridgetest.Message(topic, 0, int64(i), reading(device, "p-1", i, 60+i)))
+		out = append(out, testReading(topic, 0, int64(i), reading(device, "p-1", i, 60+i)))
 	}
 	return out
 }
 
 func TestBridgeRunsEveryRoute(t *testing.T) {
-	srcA := bridgetest.NewSource(topicMessages("vitals.a", "hrm-a", 2)...)
-	srcB := bridgetest.NewSource(topicMessages("vitals.b", "hrm-b", 3)...)
-	f := newBridgeFixture(t, map[string]*bridgetest.Source{"a": srcA, "b": srcB})
+	srcA := newFakeSource(topicMessages("vitals.a", "hrm-a", 2)...)
+	srcB := newFakeSource(topicMessages("vitals.b", "hrm-b", 3)...)
+	f := newBridgeFixture(t, map[string]*fakeSource{"a": srcA, "b": srcB})
 
 	cancel, done := f.run(t)
 	await(t, srcA.Drained(), "route a to handle its messages")
@@ -101,12 +86,6 @@ func TestBridgeRunsEveryRoute(t *testing.T) {
 		t.Fatalf("Run after cancel = %v, want nil", err)
 	}
 
-	f.mu.Lock()
-	seen := f.seen
-	f.mu.Unlock()
-	if len(seen) != 2 || seen[0].Name != "a" || seen[0].GroupID != "fhir-bridge.a" || seen[1].Name != "b" || seen[1].Topic != "vitals.b" {
-		t.Errorf("sources func got %+v, want routes a and b with their defaults", seen)
-	}
 	if st := f.ehr.Stats(); st.Created != 5 || st.Rejected != 0 {
 		t.Errorf("EHR stats = %+v, want 5 created, none rejected", st)
 	}
@@ -139,11 +118,11 @@ func TestBridgeRunsEveryRoute(t *testing.T) {
 
 func TestBridgeStopsWhenARouteFails(t *testing.T) {
 	boom := errors.New("broker unreachable")
-	srcB := bridgetest.NewSource(topicMessages("vitals.b", "hrm-b", 2)...)
-	srcA := bridgetest.NewSource(topicMessages("vitals.a", "hrm-a", 1)...)
+	srcB := newFakeSource(topicMessages("vitals.b", "hrm-b", 2)...)
+	srcA := newFakeSource(topicMessages("vitals.a", "hrm-a", 1)...)
 	srcA.Err = boom
 	srcA.FailAfter = srcB.Drained() // fail once b has done its work, so both deliver
-	f := newBridgeFixture(t, map[string]*bridgetest.Source{"a": srcA, "b": srcB})
+	f := newBridgeFixture(t, map[string]*fakeSource{"a": srcA, "b": srcB})
 
 	_, done := f.run(t) // never cancelled: route a's failure must stop route b
 	err := waitRun(t, done)
@@ -166,13 +145,9 @@ func TestBridgeStopsWhenARouteFails(t *testing.T) {
 	diff(t, "stats", f.b.Stats(), Stats{Received: 3, Delivered: 3})
 }
 
-func TestNewRejectsABadDestination(t *testing.T) {
-	cfg := Config{Routes: []RouteConfig{{
-		Name: "bad", Topic: "vitals",
-		Destination: DestinationConfig{FHIR: &FHIRDestination{BaseURL: "ehr.example.org/fhir"}},
-	}}}
-	_, err := New(cfg, Deps{Sources: func(RouteConfig) Source { return bridgetest.NewSource() }, Audit: audit.NewMemory(), Codec: codec(t), Log: discardLog()})
-	if err == nil || !strings.Contains(err.Error(), "route bad") {
+func TestNewRejectsAnIncompleteRoute(t *testing.T) {
+	_, err := New([]RouteSpec{{Name: "bad", Source: newFakeSource(), Mapper: mappers.Native{}}}, Options{Audit: audit.NewMemory()})
+	if err == nil || !strings.Contains(err.Error(), `route "bad"`) {
 		t.Errorf("New = %v, want an error naming route bad", err)
 	}
 }

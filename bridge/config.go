@@ -16,10 +16,12 @@ import (
 
 // Config is the bridge's configuration file (docs/configuration.md).
 type Config struct {
-	Kafka  KafkaConfig   `yaml:"kafka"`
-	Audit  AuditConfig   `yaml:"audit"`
-	API    APIConfig     `yaml:"api"`
-	Routes []RouteConfig `yaml:"routes"`
+	Kafka   KafkaConfig   `yaml:"kafka"`
+	Audit   AuditConfig   `yaml:"audit"`
+	API     APIConfig     `yaml:"api"`
+	Ops     OpsConfig     `yaml:"ops"`
+	Tracing TracingConfig `yaml:"tracing"`
+	Routes  []RouteConfig `yaml:"routes"`
 	// IdentifierSystem is the identifier.system of every Observation the
 	// bridge writes; the value is the reading's deterministic key.
 	// Default: DefaultIdentifierSystem.
@@ -44,10 +46,62 @@ func (c Config) env(k string) string {
 // DefaultIdentifierSystem is the default Observation identifier system.
 const DefaultIdentifierSystem = "https://github.com/fhir-bridge/fhir-bridge/sid/observation-key"
 
-// KafkaConfig locates the Kafka cluster.
+// KafkaConfig locates the Kafka cluster and says how to join it.
 type KafkaConfig struct {
 	// Brokers are host:port bootstrap addresses. Required.
 	Brokers []string `yaml:"brokers"`
+	// TLS, when set, connects to the brokers over TLS (optionally mutual).
+	// Default: plaintext.
+	TLS *TLSFiles `yaml:"tls"`
+	// SASL, when set, authenticates to the brokers. Default: none.
+	SASL *SASLConfig `yaml:"sasl"`
+	// SessionTimeout is how long the group coordinator waits for a
+	// heartbeat before it gives a silent member's partitions to another
+	// instance: the bound on how long partitions of a crashed instance
+	// stand still. The broker refuses values below its
+	// group.min.session.timeout.ms (6s by default). Default: 6s.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// HeartbeatInterval is how often a member tells the coordinator it is
+	// alive; keep it at most a third of SessionTimeout. Default: 1s.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	// RebalanceTimeout bounds how long a rebalance waits for members to
+	// rejoin (and so how long an instance may finish in-flight readings of
+	// revoked partitions). Default: 10s.
+	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
+	// MetadataRefresh is how often the bridge looks for a route's topic
+	// that does not exist yet, and for partitions added to it.
+	// Default: 5s.
+	MetadataRefresh time.Duration `yaml:"metadata_refresh"`
+}
+
+// SASLConfig authenticates the bridge to Kafka.
+type SASLConfig struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512. Required.
+	Mechanism string `yaml:"mechanism"`
+	// Username. Required.
+	Username string `yaml:"username"`
+	// PasswordEnv names the environment variable holding the password;
+	// secrets never sit in the file. Default: FHIR_BRIDGE_KAFKA_PASSWORD.
+	PasswordEnv string `yaml:"password_env"`
+}
+
+// OpsConfig is the operations listener: /metrics, /healthz and /readyz,
+// without authentication, for Prometheus and orchestrators.
+type OpsConfig struct {
+	// Listen is the address to serve on. Default: 127.0.0.1:9464. "off"
+	// disables it. A non-loopback address exposes operational data (route
+	// names, counters), never readings: put it on a management network.
+	Listen string `yaml:"listen"`
+}
+
+// TracingConfig exports OpenTelemetry traces (one span per stage of a
+// reading). Off unless Endpoint is set.
+type TracingConfig struct {
+	// Endpoint is an OTLP/HTTP collector URL, e.g.
+	// http://127.0.0.1:4318. Default: off.
+	Endpoint string `yaml:"endpoint"`
+	// SampleRatio is the share of readings traced, 0 to 1. Default: 0.01.
+	SampleRatio float64 `yaml:"sample_ratio"`
 }
 
 // AuditConfig locates the audit store.
@@ -97,11 +151,29 @@ type RouteConfig struct {
 	// native JSON format (docs/native-format.md). Two JSON files: a MedTech
 	// device mapping and FHIR mapping. A native YAML template (docs/templates.md).
 	Templates []string `yaml:"templates"`
+	// StartPosition is where the route starts reading when its consumer
+	// group has no committed offset yet: "latest" (only readings produced
+	// from now on: a route added to a topic with history does not replay
+	// it), "earliest" (everything the topic holds), or an RFC 3339 time
+	// (readings produced from then on). Once the group has committed, it
+	// resumes where it stopped. Default: latest.
+	StartPosition string `yaml:"start_position"`
+	// InFlight bounds the readings each partition holds between read and
+	// commit; a slow destination makes reading wait (back-pressure).
+	InFlight InFlightConfig `yaml:"in_flight"`
 	// DefaultPatient is the patient id for MedTech measurements whose
 	// template has no patientIdExpression. Default: none (such readings are
 	// rejected).
 	DefaultPatient string            `yaml:"default_patient"`
 	Destination    DestinationConfig `yaml:"destination"`
+}
+
+// InFlightConfig bounds the work a partition has in flight.
+type InFlightConfig struct {
+	// MaxReadings per partition. Default: 2000.
+	MaxReadings int `yaml:"max_readings"`
+	// MaxBytes of payload per partition. Default: 16 MiB.
+	MaxBytes int `yaml:"max_bytes"`
 }
 
 // DestinationConfig names where a route delivers. Exactly one kind is set.
@@ -271,6 +343,28 @@ func (c *Config) SetDefaults() {
 	if c.Retry.Max == 0 {
 		c.Retry.Max = 30 * time.Second
 	}
+	k := &c.Kafka
+	if k.SessionTimeout == 0 {
+		k.SessionTimeout = 6 * time.Second
+	}
+	if k.HeartbeatInterval == 0 {
+		k.HeartbeatInterval = time.Second
+	}
+	if k.RebalanceTimeout == 0 {
+		k.RebalanceTimeout = 10 * time.Second
+	}
+	if k.MetadataRefresh == 0 {
+		k.MetadataRefresh = 5 * time.Second
+	}
+	if k.SASL != nil && k.SASL.PasswordEnv == "" {
+		k.SASL.PasswordEnv = "FHIR_BRIDGE_KAFKA_PASSWORD"
+	}
+	if c.Ops.Listen == "" {
+		c.Ops.Listen = "127.0.0.1:9464"
+	}
+	if c.Tracing.Endpoint != "" && c.Tracing.SampleRatio == 0 {
+		c.Tracing.SampleRatio = 0.01
+	}
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		if r.GroupID == "" && r.Name != "" {
@@ -278,6 +372,15 @@ func (c *Config) SetDefaults() {
 		}
 		if r.DeadLetterTopic == "" && r.Topic != "" {
 			r.DeadLetterTopic = r.Topic + ".dead-letter"
+		}
+		if r.StartPosition == "" {
+			r.StartPosition = StartLatest
+		}
+		if r.InFlight.MaxReadings == 0 {
+			r.InFlight.MaxReadings = 2000
+		}
+		if r.InFlight.MaxBytes == 0 {
+			r.InFlight.MaxBytes = 16 << 20
 		}
 		if r.Destination.FHIR != nil && r.Destination.FHIR.Timeout == 0 {
 			r.Destination.FHIR.Timeout = 10 * time.Second
@@ -350,6 +453,45 @@ func (c Config) Validate() error {
 	if c.Retry.Initial < 0 || c.Retry.Max < c.Retry.Initial {
 		bad("retry", "need 0 <= initial <= max, got initial %s max %s", c.Retry.Initial, c.Retry.Max)
 	}
+	k := c.Kafka
+	if k.SessionTimeout < 0 || k.HeartbeatInterval < 0 || k.RebalanceTimeout < 0 || k.MetadataRefresh < 0 {
+		bad("kafka", "session_timeout, heartbeat_interval, rebalance_timeout and metadata_refresh must not be negative")
+	} else if k.HeartbeatInterval > 0 && k.SessionTimeout > 0 && 3*k.HeartbeatInterval > k.SessionTimeout {
+		bad("kafka.heartbeat_interval", "%s must be at most a third of session_timeout (%s)", k.HeartbeatInterval, k.SessionTimeout)
+	}
+	if k.TLS != nil && (k.TLS.CertFile == "") != (k.TLS.KeyFile == "") {
+		bad("kafka.tls", "cert_file and key_file go together")
+	}
+	if s := k.SASL; s != nil {
+		switch s.Mechanism {
+		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		default:
+			bad("kafka.sasl.mechanism", "%q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", s.Mechanism)
+		}
+		if s.Username == "" {
+			bad("kafka.sasl.username", "required")
+		}
+		if c.env(s.PasswordEnv) == "" {
+			bad("kafka.sasl.password_env", "environment variable %s is empty", s.PasswordEnv)
+		}
+		if k.TLS == nil && s.Mechanism == "PLAIN" {
+			// PLAIN sends the password as is.
+			bad("kafka.sasl", "PLAIN needs kafka.tls: it sends the password in clear")
+		}
+	}
+	if o := c.Ops.Listen; o != "off" {
+		if _, _, err := net.SplitHostPort(o); err != nil {
+			bad("ops.listen", "%q is not host:port (or off)", o)
+		}
+	}
+	if t := c.Tracing; t.Endpoint != "" {
+		if u, err := url.Parse(t.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("tracing.endpoint", "%q must be an http(s) URL", t.Endpoint)
+		}
+		if t.SampleRatio < 0 || t.SampleRatio > 1 {
+			bad("tracing.sample_ratio", "must be between 0 and 1")
+		}
+	}
 	if a := c.API; a.Listen != "" {
 		host, _, err := net.SplitHostPort(a.Listen)
 		if err != nil {
@@ -391,6 +533,12 @@ func (c Config) Validate() error {
 		// A default derived from a bad topic would only repeat the topic's error.
 		if r.DeadLetterTopic != "" && topicName.MatchString(r.Topic) && (!topicName.MatchString(r.DeadLetterTopic) || r.DeadLetterTopic == r.Topic) {
 			bad(p+".dead_letter_topic", "%q must be a valid Kafka topic name other than the source topic", r.DeadLetterTopic)
+		}
+		if _, err := ParseStartPosition(r.StartPosition); err != nil {
+			bad(p+".start_position", "%v", err)
+		}
+		if r.InFlight.MaxReadings < 0 || r.InFlight.MaxBytes < 0 {
+			bad(p+".in_flight", "max_readings and max_bytes must not be negative")
 		}
 		if r.GroupID != "" && groups[r.GroupID] {
 			bad(p+".group_id", "%q is used by another route; each route needs its own consumer group", r.GroupID)
@@ -489,4 +637,35 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// Start positions of a route without a committed offset.
+const (
+	StartLatest   = "latest"
+	StartEarliest = "earliest"
+)
+
+// StartPosition is where a new consumer group starts: exactly one of
+// Earliest, Latest or a non-zero At.
+type StartPosition struct {
+	Earliest bool
+	At       time.Time
+}
+
+// Latest reports whether the group starts at the end of the topic.
+func (s StartPosition) Latest() bool { return !s.Earliest && s.At.IsZero() }
+
+// ParseStartPosition parses a route's start_position ("" means latest).
+func ParseStartPosition(s string) (StartPosition, error) {
+	switch s {
+	case "", StartLatest:
+		return StartPosition{}, nil
+	case StartEarliest:
+		return StartPosition{Earliest: true}, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return StartPosition{}, fmt.Errorf("%q: want latest, earliest or an RFC 3339 time", s)
+	}
+	return StartPosition{At: t}, nil
 }

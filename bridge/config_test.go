@@ -138,7 +138,16 @@ routes:
 				t.Fatalf("ParseConfig: %v", err)
 			}
 			got.Getenv = nil // a function; compared by what it returns elsewhere
-			diff(t, "config", got, tt.want)
+			// The defaults every case shares.
+			want := tt.want
+			want.Kafka.SessionTimeout, want.Kafka.HeartbeatInterval = 6*time.Second, time.Second
+			want.Kafka.RebalanceTimeout, want.Kafka.MetadataRefresh = 10*time.Second, 5*time.Second
+			want.Ops.Listen = "127.0.0.1:9464"
+			for i := range want.Routes {
+				want.Routes[i].StartPosition = StartLatest
+				want.Routes[i].InFlight = InFlightConfig{MaxReadings: 2000, MaxBytes: 16 << 20}
+			}
+			diff(t, "config", got, want)
 		})
 	}
 }
@@ -307,7 +316,7 @@ func TestParseConfigRejectsUnknownKeys(t *testing.T) {
 		name, yaml, key string
 	}{
 		{"misspelt top-level key", base + minimalRoutes + "shutdown_grce: 5s\n", "shutdown_grce"},
-		{"misspelt nested key", "kafka: {brokers: [kafka-1:9092], tls: true}\naudit: {dsn: '" + dsn + "'}\n" + minimalRoutes, "tls"},
+		{"misspelt nested key", "kafka: {brokers: [kafka-1:9092], tsl: true}\naudit: {dsn: '" + dsn + "'}\n" + minimalRoutes, "tsl"},
 		{"misspelt audit key", "kafka: {brokers: [kafka-1:9092]}\naudit: {dns: '" + dsn + "'}\n" + minimalRoutes, "dns"},
 		{"misspelt route key", base + "routes:\n  - name: a\n    topik: vitals\n    destination: {fhir: {base_url: 'https://ehr.example.org/fhir'}}\n", "topik"},
 		{"misspelt destination key", base + "routes:\n  - name: a\n    topic: vitals\n    destination: {fhir: {baseurl: 'https://ehr.example.org/fhir'}}\n", "baseurl"},

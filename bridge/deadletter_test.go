@@ -11,7 +11,6 @@ import (
 	"github.com/fhir-bridge/fhir-bridge/bridge/audit"
 	"github.com/fhir-bridge/fhir-bridge/bridge/bridgetest"
 	"github.com/fhir-bridge/fhir-bridge/fhir"
-	"github.com/segmentio/kafka-go"
 )
 
 // fakeDLQ records dead letters; it fails the first failures writes.
@@ -19,11 +18,16 @@ type fakeDLQ struct {
 	mu       sync.Mutex
 	failures int
 	attempts int
-	written  []kafka.Message
+	written  []deadLettered
 	tried    chan struct{} // optional; gets a value per attempt
 }
 
-func (d *fakeDLQ) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+type deadLettered struct {
+	r  Reading
+	dl DeadLetter
+}
+
+func (d *fakeDLQ) Write(ctx context.Context, r Reading, dl DeadLetter) (string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.attempts++
@@ -34,34 +38,26 @@ func (d *fakeDLQ) WriteMessages(ctx context.Context, msgs ...kafka.Message) erro
 		}
 	}
 	if d.attempts <= d.failures {
-		return errors.New("broker unavailable")
+		return "", errors.New("broker unavailable")
 	}
-	d.written = append(d.written, msgs...)
-	return nil
+	d.written = append(d.written, deadLettered{r, dl})
+	return "vitals.dead-letter", nil
 }
 
 func (d *fakeDLQ) Close() error { return nil }
 
-func (d *fakeDLQ) records() []kafka.Message {
+func (d *fakeDLQ) records() []deadLettered {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return append([]kafka.Message(nil), d.written...)
-}
-
-func headers(m kafka.Message) map[string]string {
-	out := map[string]string{}
-	for _, h := range m.Headers {
-		out[h.Key] = string(h.Value)
-	}
-	return out
+	return append([]deadLettered(nil), d.written...)
 }
 
 func TestDeadLetters(t *testing.T) {
 	bad := []byte(`{"kind":"heart-rate","device":"hrm-1","patient":"p-1","time":"2026-11-25T10:00:00Z","value":900}`)
 	refused := reading("hrm-2", "p-2", 1, 70)
 	good := reading("hrm-3", "p-3", 2, 71)
-	src := bridgetest.NewSource(
-		msg(0, bad, kafka.Header{Key: "correlation-id", Value: []byte("c-1")}, kafka.Header{Key: HeaderReason, Value: []byte("spoofed")}),
+	src := newFakeSource(
+		msg(0, bad, Header{Key: "correlation-id", Value: []byte("c-1")}),
 		msg(1, refused),
 		msg(2, good),
 	)
@@ -69,7 +65,7 @@ func TestDeadLetters(t *testing.T) {
 	al := &bridgetest.AuditLog{}
 	dlq := &fakeDLQ{failures: 2} // the first two writes fail: the partition waits, nothing is skipped
 	r := newRoute(t, src, sink, al)
-	r.dlq, r.dlqTopic = dlq, "vitals.dead-letter"
+	r.dlq = dlq
 	h := start(t, r)
 	await(t, src.Drained(), "all messages handled")
 	h.stop(t)
@@ -78,22 +74,18 @@ func TestDeadLetters(t *testing.T) {
 	if len(recs) != 2 {
 		t.Fatalf("%d dead letters, want 2 (bad payload, refused reading)", len(recs))
 	}
-	h0, h1 := headers(recs[0]), headers(recs[1])
-	if string(recs[0].Value) != string(bad) || h0[HeaderStage] != "map" || h0[HeaderReason] != "invalid-payload" ||
-		!strings.Contains(h0[HeaderError], `field "value"`) || h0["correlation-id"] != "c-1" ||
-		h0[HeaderSourceOffset] != "0" || h0[HeaderRoute] != testRoute || h0[HeaderAttempts] != "1" {
-		t.Errorf("bad payload dead letter: value %q headers %v", recs[0].Value, h0)
+	d0, d1 := recs[0].dl, recs[1].dl
+	if string(recs[0].r.Value) != string(bad) || d0.Stage != "map" || d0.Reason != "invalid-payload" ||
+		!strings.Contains(d0.Err, `field "value"`) || recs[0].r.Pos.Offset != 0 || d0.Route != testRoute || d0.Attempts != 1 {
+		t.Errorf("bad payload dead letter: value %q %+v", recs[0].r.Value, d0)
 	}
-	if strings.Count(strings.Join(keys(recs[0]), ","), HeaderReason) != 1 {
-		t.Errorf("a producer's own %s header must not survive next to the bridge's", HeaderReason)
-	}
-	if h1[HeaderStage] != "deliver" || h1[HeaderReason] != "http-422" || !strings.Contains(h1[HeaderError], "rule broken") || h1[HeaderDevice] != "Device/hrm-2" {
-		t.Errorf("refused reading dead letter headers %v", h1)
+	if d1.Stage != "deliver" || d1.Reason != "http-422" || !strings.Contains(d1.Err, "rule broken") || d1.Device != "Device/hrm-2" {
+		t.Errorf("refused reading dead letter %+v", d1)
 	}
 	if dlq.attempts != 4 {
 		t.Errorf("%d dead-letter write attempts, want 2 failures then 2 writes", dlq.attempts)
 	}
-	checkCommits(t, src, bridgetest.MsgPos(msg(0, nil)), bridgetest.MsgPos(msg(1, nil)), bridgetest.MsgPos(msg(2, nil)))
+	checkCommits(t, src, readingPos(msg(0, nil)), readingPos(msg(1, nil)), readingPos(msg(2, nil)))
 	for off, want := range map[int64]string{0: "received,rejected,dead-lettered", 1: "received,mapped,rejected,dead-lettered", 2: "received,mapped,delivered"} {
 		if got := strings.Join(bridgetest.Actions(al.EventsAt(testTopic, 2, off)), ","); got != want {
 			t.Errorf("offset %d audit %s, want %s", off, got, want)
@@ -106,16 +98,8 @@ func TestDeadLetters(t *testing.T) {
 	}
 }
 
-func keys(m kafka.Message) []string {
-	var out []string
-	for _, h := range m.Headers {
-		out = append(out, h.Key)
-	}
-	return out
-}
-
 func TestDeadLetterWriteNeverSucceedsBlocksCommit(t *testing.T) {
-	src := bridgetest.NewSource(msg(0, []byte("not json")))
+	src := newFakeSource(msg(0, []byte("not json")))
 	dlq := &fakeDLQ{failures: 1 << 30, tried: make(chan struct{}, 8)}
 	r := newRoute(t, src, bridgetest.NewSink(), &bridgetest.AuditLog{})
 	r.dlq = dlq
@@ -130,6 +114,6 @@ func TestDeadLetterWriteNeverSucceedsBlocksCommit(t *testing.T) {
 	}
 	h.stop(t)
 	if c := src.Commits(); len(c) != 0 {
-		t.Fatalf("committed %v although the dead letter was never written", bridgetest.MsgPos(c[0]))
+		t.Fatalf("committed %v although the dead letter was never written", readingPos(c[0]))
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,15 +15,18 @@ import (
 	"github.com/fhir-bridge/fhir-bridge/bridge/bridgetest"
 	"github.com/fhir-bridge/fhir-bridge/fhir"
 	"github.com/fhir-bridge/fhir-bridge/mappers"
-	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // The fakes satisfy the pipeline's interfaces.
 var (
-	_ Source   = (*bridgetest.Source)(nil)
-	_ Sink     = (*bridgetest.Sink)(nil)
-	_ AuditLog = (*bridgetest.AuditLog)(nil)
-	_ AuditLog = (*audit.Memory)(nil)
+	_ Source      = (*fakeSource)(nil)
+	_ Claim       = (*fakeClaim)(nil)
+	_ FHIRCreator = (*bridgetest.Sink)(nil)
+	_ AuditLog    = (*bridgetest.AuditLog)(nil)
+	_ AuditLog    = (*audit.Memory)(nil)
+	_ Ledger      = (*audit.Memory)(nil)
+	_ DeadLetters = (*fakeDLQ)(nil)
 )
 
 const (
@@ -56,22 +60,28 @@ func discardLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
 // newRoute returns a route wired to the given fakes with a fixed clock, a
 // millisecond backoff and a grace long enough never to expire in a test that
 // does not mean it to.
-func newRoute(t *testing.T, src Source, sink Sink, al AuditLog) *route {
+func newRoute(t *testing.T, src Source, sink FHIRCreator, al AuditLog) *route {
 	t.Helper()
-	return &route{
-		name:     testRoute,
-		src:      src,
-		sink:     sink,
-		audit:    al,
-		mapper:   mappers.Native{},
-		codec:    codec(t),
-		idSystem: DefaultIdentifierSystem,
-		log:      discardLog(),
-		stats:    &counters{},
-		backoff:  backoff{initial: time.Millisecond, max: 5 * time.Millisecond},
-		grace:    waitLimit,
-		now:      func() time.Time { return clockTime },
+	r := &route{
+		name:   testRoute,
+		src:    src,
+		audit:  al,
+		mapper: mappers.Native{},
+		enc:    NewFHIREncoder(codec(t), DefaultIdentifierSystem, false),
+		batch:  Batching{MaxReadings: 1, MaxBytes: 4 << 20},
+		limits: InFlightConfig{MaxReadings: 100, MaxBytes: 1 << 20},
+		retry:  Retry{Initial: time.Millisecond, Max: 5 * time.Millisecond},
+		grace:  waitLimit,
+		obs:    NopObserver{},
+		tracer: noop.NewTracerProvider().Tracer(""),
+		log:    discardLog(),
+		stats:  &counters{},
+		now:    func() time.Time { return clockTime },
 	}
+	if sink != nil {
+		r.sink = NewFHIRSingleSink(sink, nil, discardLog())
+	}
+	return r
 }
 
 // running is a route.run in its own goroutine.
@@ -148,8 +158,13 @@ func reading(device, patient string, minutes, bpm int) []byte {
 }
 
 // msg returns a message on testTopic, partition 2.
-func msg(offset int64, value []byte, headers ...kafka.Header) kafka.Message {
-	return bridgetest.Message(testTopic, 2, offset, value, headers...)
+func msg(offset int64, value []byte, headers ...Header) Reading {
+	return testReading(testTopic, 2, offset, value, headers...)
+}
+
+// testReading returns a reading at topic/partition/offset carrying value.
+func testReading(topic string, partition int, offset int64, value []byte, headers ...Header) Reading {
+	return Reading{Pos: Position{Topic: topic, Partition: partition, Offset: offset}, Value: value, Headers: headers}
 }
 
 // key returns the reading's deterministic key, as the mappers compute it.
@@ -163,15 +178,15 @@ func key(t *testing.T, value []byte) string {
 }
 
 // baseEvent is the part of every audit event of m that is known on receipt.
-func baseEvent(m kafka.Message) audit.Event {
+func baseEvent(m Reading) audit.Event {
 	return audit.Event{
 		Time:          clockTime,
 		Actor:         audit.ActorSystem,
 		Route:         testRoute,
-		Topic:         m.Topic,
-		Partition:     m.Partition,
-		Offset:        m.Offset,
-		CorrelationID: bridgetest.MsgPos(m),
+		Topic:         m.Pos.Topic,
+		Partition:     m.Pos.Partition,
+		Offset:        m.Pos.Offset,
+		CorrelationID: readingPos(m),
 	}
 }
 
@@ -202,7 +217,7 @@ func withoutReceivedRefs(events []audit.Event) []audit.Event {
 
 // checkCommits requires that src committed exactly the positions want, in
 // order, each once and successfully.
-func checkCommits(t *testing.T, src *bridgetest.Source, want ...string) {
+func checkCommits(t *testing.T, src *fakeSource, want ...string) {
 	t.Helper()
 	if want == nil {
 		want = []string{}
@@ -236,9 +251,9 @@ func show(v any) string {
 // awaitCommit waits until last is the newest committed message of src.
 // With batching the source drains before its last batch is handled, so
 // Drained is too early a signal.
-func awaitCommit(t *testing.T, src *bridgetest.Source, last kafka.Message) {
+func awaitCommit(t *testing.T, src *fakeSource, last Reading) {
 	t.Helper()
-	want := bridgetest.MsgPos(last)
+	want := readingPos(last)
 	deadline := time.Now().Add(waitLimit)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
@@ -247,5 +262,57 @@ func awaitCommit(t *testing.T, src *bridgetest.Source, last kafka.Message) {
 			t.Fatalf("%s not committed; commits %v", want, pos)
 		}
 		<-tick.C
+	}
+}
+
+// checkOrder checks the ordering log of a pipelined route against want,
+// which lists each reading's entries as a group starting with its "fetch".
+// Readings overlap in a pipeline, so the check is: the same entries; each
+// reading's group in order (fetch, then delivery, audit, commit); and the
+// entries of one kind (every "sink", every "audit", every "commit") in the
+// order of want.
+func checkOrder(t *testing.T, got, want []string) {
+	t.Helper()
+	sortedGot, sortedWant := slices.Clone(got), slices.Clone(want)
+	slices.Sort(sortedGot)
+	slices.Sort(sortedWant)
+	if !slices.Equal(sortedGot, sortedWant) {
+		t.Errorf("order log entries:\n got: %s\nwant: %s", show(got), show(want))
+		return
+	}
+	index := map[string]int{}
+	for i, e := range got {
+		index[e] = i
+	}
+	var group []string
+	checkGroup := func() {
+		for i := 1; i < len(group); i++ {
+			if index[group[i-1]] > index[group[i]] {
+				t.Errorf("%q came before %q:%s", group[i], group[i-1], show(got))
+			}
+		}
+	}
+	for _, e := range want {
+		if strings.HasPrefix(e, "fetch ") {
+			checkGroup()
+			group = nil
+		}
+		group = append(group, e)
+	}
+	checkGroup()
+	kind := func(e string) string { return strings.SplitN(e, " ", 2)[0] }
+	for _, k := range []string{"sink", "audit", "commit"} {
+		var g, w []string
+		for _, e := range got {
+			if kind(e) == k {
+				g = append(g, e)
+			}
+		}
+		for _, e := range want {
+			if kind(e) == k {
+				w = append(w, e)
+			}
+		}
+		diff(t, "order of "+k+" entries", g, w)
 	}
 }

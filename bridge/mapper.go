@@ -9,12 +9,6 @@ import (
 	"github.com/fhir-bridge/fhir-bridge/mappers"
 )
 
-// Mapper turns one message payload into readings. Errors name the field at
-// fault (mappers.FieldError or a template's own error types).
-type Mapper interface {
-	Map(payload []byte) ([]mappers.Measurement, error)
-}
-
 // MapperOptions adjust template loading.
 type MapperOptions struct {
 	// DefaultPatientID is used for MedTech measurements without a patient.

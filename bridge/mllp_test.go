@@ -12,7 +12,6 @@ import (
 	"github.com/fhir-bridge/fhir-bridge/bridge/bridgetest"
 	"github.com/fhir-bridge/fhir-bridge/hl7"
 	"github.com/fhir-bridge/fhir-bridge/mappers"
-	"github.com/segmentio/kafka-go"
 )
 
 // recordingSender acknowledges everything and records, per key, the order
@@ -37,17 +36,22 @@ func (s *recordingSender) Send(_ context.Context, key string, msg []byte, id str
 // several connections at once, but each patient's in their original order,
 // and the ledger records every acknowledged message.
 func TestMLLPRouteKeepsPatientOrder(t *testing.T) {
-	var msgs []kafka.Message
+	var msgs []Reading
 	for i := range 30 {
 		patient := fmt.Sprintf("p-%d", i%3)
 		msgs = append(msgs, msg(int64(i), reading(fmt.Sprintf("hrm-%d", i%3), patient, i, 60+i)))
 	}
-	src := bridgetest.NewSource(msgs...)
+	src := newFakeSource(msgs...)
 	sender := &recordingSender{}
 	ledger := audit.NewMemory()
 	r := newRoute(t, src, nil, &bridgetest.AuditLog{})
-	r.dest = &mllpDest{route: testRoute, sender: sender, ledger: ledger, opts: mappers.ORUOptions{}}
-	r.batch = batching{maxEntries: 50, maxBytes: 1 << 20, linger: 100 * time.Millisecond, concurrency: 3}
+	r.enc = NewORUEncoder(mappers.ORUOptions{})
+	sink, err := NewMLLPSink(MLLPSinkConfig{Route: testRoute, Sender: sender, Ledger: ledger, Parallel: 3, Retry: r.retry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.sink = sink
+	r.batch = Batching{MaxReadings: 50, MaxBytes: 1 << 20, Linger: 100 * time.Millisecond}
 	h := start(t, r)
 	awaitCommit(t, src, msgs[29])
 	h.stop(t)

@@ -12,52 +12,55 @@ import (
 	"github.com/fhir-bridge/fhir-bridge/fhir"
 )
 
-func TestBackoffWait(t *testing.T) {
-	b := backoff{initial: 100 * time.Millisecond, max: 2 * time.Second}
-	// Full jitter over the upper half: attempt n waits in [d/2, d] with
-	// d = min(initial * 2^(n-1), max).
+func TestRetryWait(t *testing.T) {
+	b := Retry{Initial: 100 * time.Millisecond, Max: 2 * time.Second}
+	// Full jitter: attempt n waits in (0, d] with d = min(initial * 2^(n-1), max).
 	tests := []struct {
-		attempt  int
-		min, max time.Duration
+		attempt int
+		max     time.Duration
 	}{
-		{1, 50 * time.Millisecond, 100 * time.Millisecond},
-		{2, 100 * time.Millisecond, 200 * time.Millisecond},
-		{3, 200 * time.Millisecond, 400 * time.Millisecond},
-		{4, 400 * time.Millisecond, 800 * time.Millisecond},
-		{5, 800 * time.Millisecond, 1600 * time.Millisecond},
-		{6, time.Second, 2 * time.Second}, // capped
-		{7, time.Second, 2 * time.Second},
-		{60, time.Second, 2 * time.Second}, // no overflow however long the outage
-		{1000, time.Second, 2 * time.Second},
+		{1, 100 * time.Millisecond},
+		{2, 200 * time.Millisecond},
+		{3, 400 * time.Millisecond},
+		{4, 800 * time.Millisecond},
+		{5, 1600 * time.Millisecond},
+		{6, 2 * time.Second},  // capped
+		{60, 2 * time.Second}, // no overflow however long the outage
+		{1000, 2 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint("attempt ", tt.attempt), func(t *testing.T) {
 			seen := map[time.Duration]bool{}
-			for range 200 {
+			low := tt.max
+			for range 400 {
 				w := b.wait(tt.attempt, nil)
-				if w < tt.min || w > tt.max {
-					t.Fatalf("wait(%d) = %s, want within [%s, %s]", tt.attempt, w, tt.min, tt.max)
+				if w <= 0 || w > tt.max {
+					t.Fatalf("wait(%d) = %s, want within (0, %s]", tt.attempt, w, tt.max)
 				}
 				seen[w] = true
+				low = min(low, w)
 			}
 			if len(seen) < 2 {
-				t.Errorf("wait(%d) gave %d distinct values in 200 draws; want jitter", tt.attempt, len(seen))
+				t.Errorf("wait(%d) gave %d distinct values in 400 draws; want jitter", tt.attempt, len(seen))
+			}
+			if low > tt.max/2 {
+				t.Errorf("wait(%d) never below half the cap in 400 draws (lowest %s): want full jitter", tt.attempt, low)
 			}
 		})
 	}
 }
 
-func TestBackoffWaitNeverZeroNorAboveMax(t *testing.T) {
-	for _, b := range []backoff{
-		{initial: time.Millisecond, max: 5 * time.Millisecond},
-		{initial: 200 * time.Millisecond, max: 30 * time.Second},
-		{initial: 3 * time.Millisecond, max: 3 * time.Millisecond},
-		{initial: 2 * time.Nanosecond, max: time.Microsecond},
+func TestRetryWaitNeverZeroNorAboveMax(t *testing.T) {
+	for _, b := range []Retry{
+		{Initial: time.Millisecond, Max: 5 * time.Millisecond},
+		{Initial: 200 * time.Millisecond, Max: 30 * time.Second},
+		{Initial: 3 * time.Millisecond, Max: 3 * time.Millisecond},
+		{Initial: 2 * time.Nanosecond, Max: time.Microsecond},
 	} {
 		for attempt := 1; attempt <= 70; attempt++ {
 			for range 50 {
-				if w := b.wait(attempt, nil); w <= 0 || w > b.max {
-					t.Fatalf("%+v wait(%d) = %s, want in (0, %s]", b, attempt, w, b.max)
+				if w := b.wait(attempt, nil); w <= 0 || w > b.Max {
+					t.Fatalf("%+v wait(%d) = %s, want in (0, %s]", b, attempt, w, b.Max)
 				}
 			}
 		}
@@ -70,39 +73,82 @@ type retryAfter time.Duration
 func (r retryAfter) Error() string       { return "slow down" }
 func (r retryAfter) Wait() time.Duration { return time.Duration(r) }
 
-func TestBackoffWaitHonoursRetryAfter(t *testing.T) {
-	b := backoff{initial: 100 * time.Millisecond, max: 10 * time.Second}
+func TestRetryWaitHonoursRetryAfter(t *testing.T) {
+	b := Retry{Initial: 100 * time.Millisecond, Max: 10 * time.Second}
 	status := func(code int, ra time.Duration) error {
 		return &fhir.StatusError{Op: "POST Observation", Status: code, RetryAfter: ra}
 	}
 	tests := []struct {
-		name    string
-		attempt int
-		err     error
-		want    time.Duration // exact; 0 means "the normal schedule"
+		name     string
+		attempt  int
+		err      error
+		min, max time.Duration
 	}{
-		{"429 Retry-After 3s", 1, status(429, 3*time.Second), 3 * time.Second},
-		{"503 Retry-After 1s on a late attempt", 9, status(503, time.Second), time.Second},
-		{"capped at max", 1, status(429, time.Hour), 10 * time.Second},
-		{"wrapped", 1, fmt.Errorf("deliver: %w", status(429, 2*time.Second)), 2 * time.Second},
-		{"another sink's error", 1, retryAfter(4 * time.Second), 4 * time.Second},
-		{"no Retry-After", 1, status(503, 0), 0},
-		{"plain error", 1, errors.New("x"), 0},
+		{"429 Retry-After 3s", 1, status(429, 3*time.Second), 3 * time.Second, 3 * time.Second},
+		{"503 Retry-After 1s on a late attempt: at least 1s", 9, status(503, time.Second), time.Second, 10 * time.Second},
+		{"capped at max", 1, status(429, time.Hour), 10 * time.Second, 10 * time.Second},
+		{"wrapped", 1, fmt.Errorf("deliver: %w", status(429, 2*time.Second)), 2 * time.Second, 2 * time.Second},
+		{"another sink's error", 1, retryAfter(4 * time.Second), 4 * time.Second, 4 * time.Second},
+		{"retry-later outcome", 1, &retryLater{o: Outcome{Wait: 5 * time.Second}}, 5 * time.Second, 5 * time.Second},
+		{"no Retry-After", 1, status(503, 0), 1, 100 * time.Millisecond},
+		{"plain error", 1, errors.New("x"), 1, 100 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := b.wait(tt.attempt, tt.err)
-			if tt.want != 0 {
-				if got != tt.want {
-					t.Errorf("wait = %s, want %s", got, tt.want)
+			for range 50 {
+				if got := b.wait(tt.attempt, tt.err); got < tt.min || got > tt.max {
+					t.Fatalf("wait = %s, want within [%s, %s]", got, tt.min, tt.max)
 				}
-				return
-			}
-			if got < b.initial/2 || got > b.initial {
-				t.Errorf("wait = %s, want the schedule's [%s, %s]", got, b.initial/2, b.initial)
 			}
 		})
 	}
+}
+
+// TestRetryDo pins the one definition of stopped, permanent and wait.
+func TestRetryDo(t *testing.T) {
+	r := Retry{Initial: time.Millisecond, Max: 2 * time.Millisecond}
+	live := lifetime{stop: context.Background(), work: context.Background()}
+	boom := errors.New("boom")
+
+	t.Run("retries until success", func(t *testing.T) {
+		var retries []int
+		n, err := r.Do(live, func(context.Context) error {
+			if len(retries) < 3 {
+				return boom
+			}
+			return nil
+		}, func(attempt int, wait time.Duration, err error) {
+			if !errors.Is(err, boom) || wait <= 0 {
+				t.Errorf("onRetry(%d, %s, %v)", attempt, wait, err)
+			}
+			retries = append(retries, attempt)
+		})
+		if err != nil || n != 4 || fmt.Sprint(retries) != "[1 2 3]" {
+			t.Errorf("Do = %d, %v; retries %v; want 4 attempts, nil, [1 2 3]", n, err, retries)
+		}
+	})
+	t.Run("permanent ends at once", func(t *testing.T) {
+		n, err := r.Do(live, func(context.Context) error { return permanent(boom) }, nil)
+		if n != 1 || !errors.Is(err, boom) || !isPermanent(err) {
+			t.Errorf("Do = %d, %v; want 1 attempt and the permanent error", n, err)
+		}
+	})
+	t.Run("a stop ends the waiting", func(t *testing.T) {
+		stop, cancel := context.WithCancel(context.Background())
+		lt := lifetime{stop: stop, work: context.Background()}
+		n, err := r.Do(lt, func(context.Context) error { cancel(); return boom }, nil)
+		if n != 1 || !errors.Is(err, errStopped) {
+			t.Errorf("Do = %d, %v; want 1 attempt and errStopped", n, err)
+		}
+	})
+	t.Run("an attempt cut by the end of work is stopped, not failed", func(t *testing.T) {
+		work, cancel := context.WithCancel(context.Background())
+		lt := lifetime{stop: context.Background(), work: work}
+		_, err := r.Do(lt, func(ctx context.Context) error { cancel(); return permanent(ctx.Err()) }, nil)
+		if !errors.Is(err, errStopped) {
+			t.Errorf("Do = %v, want errStopped", err)
+		}
+	})
 }
 
 func TestTemporary(t *testing.T) {

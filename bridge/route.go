@@ -5,449 +5,580 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
+	"github.com/fhir-bridge/fhir-bridge/auth"
 	"github.com/fhir-bridge/fhir-bridge/bridge/audit"
 	"github.com/fhir-bridge/fhir-bridge/fhir"
 	"github.com/fhir-bridge/fhir-bridge/hl7"
-	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
-// Source is where a route reads messages: a kafka-go consumer-group Reader.
-// CommitMessages must only be called for a message once it is fully handled;
-// committing an offset commits every earlier offset of its partition.
-type Source interface {
-	FetchMessage(ctx context.Context) (kafka.Message, error)
-	CommitMessages(ctx context.Context, msgs ...kafka.Message) error
-	Close() error
-}
-
-// Sink delivers one FHIR resource with conditional create. Its errors say
-// whether a retry may help through a Temporary() bool method (see fhir.Client).
-type Sink interface {
-	Create(ctx context.Context, resourceType string, body []byte, ifNoneExist string) (fhir.Result, error)
-}
-
-// AuditLog records audit events; Append is durable when it returns nil.
-type AuditLog interface {
-	Append(ctx context.Context, events ...audit.Event) error
-}
-
-// errStopped means processing was abandoned because the route is stopping;
-// the message stays uncommitted and is redelivered after a restart.
-var errStopped = errors.New("route stopping")
-
-// route moves messages from one source to one sink, in order, one at a time:
-// sequential processing keeps per-key order and makes "commit after done"
-// exact, since a commit covers all earlier offsets of the partition.
+// route moves readings from one source to one sink. Each assigned partition
+// runs its own pipeline (a lane):
+//
+//	read -> map+encode -> deliver -> dead-letter+audit+ack
+//
+// with one goroutine per stage, so the mapping of batch n+1 overlaps the
+// delivery of batch n and the audit of batch n-1. Delivery is in order per
+// partition (and so per key); commits are in offset order (tracker). An
+// in-flight budget per partition gives back-pressure, and a partition whose
+// destination asks to retry holds only itself.
 type route struct {
-	name      string
-	src       Source
-	sink      Sink        // FHIR destinations; used when dest is nil
-	dest      destination // nil: FHIR through sink
-	batch     batching
-	closeDest func() error
-	audit     AuditLog
-	mapper    Mapper
-	dlq       DeadLetterSink // nil: rejected messages are only audited
-	dlqTopic  string
-	codec     *fhir.Codec
-	idSystem  string
-	log       *slog.Logger
-	stats     *counters
-	backoff   backoff
-	grace     time.Duration
-	now       func() time.Time
+	name   string
+	src    Source
+	mapper Mapper
+	enc    Encoder
+	sink   Sink
+	dlq    DeadLetters // nil: refused readings are only audited
+	audit  AuditLog
+	batch  Batching
+	limits InFlightConfig
+	retry  Retry
+	grace  time.Duration
+	obs    Observer
+	tracer trace.Tracer
+	log    *slog.Logger
+	now    func() time.Time
+	stats  *counters
 }
 
-// run processes messages until ctx ends. It returns nil on a requested stop.
+// run consumes until ctx ends (nil) or a partition fails (the error).
 func (r *route) run(ctx context.Context) error {
-	for {
-		msgs, err := r.fetchBatch(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("route %s: fetch: %w", r.name, err)
-		}
-		r.stats.received.Add(int64(len(msgs)))
-		started := time.Now()
-		err = r.handleBatch(ctx, msgs)
-		if err == nil {
-			r.stats.handledMicros.Add(time.Since(started).Microseconds())
-			r.stats.handledBatches.Add(1)
-		}
-		if err != nil {
-			if errors.Is(err, errStopped) || ctx.Err() != nil {
-				r.log.Info("stopped with messages in flight; they will be redelivered",
-					"route", r.name, "topic", msgs[0].Topic, "partition", msgs[0].Partition, "offset", msgs[0].Offset, "messages", len(msgs))
-				return nil
-			}
-			return fmt.Errorf("route %s: %w", r.name, err)
-		}
+	r.obs.RouteState(r.name, "flowing", "")
+	defer r.obs.RouteState(r.name, "stopped", "")
+	err := r.src.Consume(ctx, r.claim)
+	if err == nil || (ctx.Err() != nil && errors.Is(err, context.Canceled)) {
+		return nil
 	}
+	return fmt.Errorf("route %s: %w", r.name, err)
 }
 
-// graceContext is cancelled grace after parent ends: work in flight at a stop
-// may finish, but not forever.
-func graceContext(parent context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
-	stop := context.AfterFunc(parent, func() {
-		t := time.AfterFunc(grace, cancel)
-		context.AfterFunc(ctx, func() { t.Stop() })
-	})
-	return ctx, func() { stop(); cancel() }
+// item is one reading on its way through a lane.
+type item struct {
+	rd   Reading
+	base audit.Event
+	// Set by the map+encode stage: the units, the readings the destination
+	// does not carry, or why the reading was rejected there.
+	units   []Unit
+	skipped []audit.Event
+	err     error
+	stage   string // StageMap or StageEncode when err is set
+	// Set by the deliver stage, one per unit.
+	outcomes []Outcome
 }
 
-// handle takes one message to a final state; see handleBatch.
-func (r *route) handle(ctx context.Context, msg kafka.Message) error {
-	return r.handleBatch(ctx, []kafka.Message{msg})
+// batch is readings of one partition that move through the lane together.
+type batch struct {
+	items []*item
+	bytes int
 }
 
-// msgState is the progress of one message through handleBatch.
-type msgState struct {
-	msg      kafka.Message
-	base     audit.Event
-	started  time.Time
-	readings []mapped
-	skipped  []audit.Event
-	mapErr   error
-	results  []delivery
+// lane is the pipeline of one claimed partition.
+type lane struct {
+	r      *route
+	c      Claim
+	lt     lifetime
+	budget *budget
+	track  *tracker
+	// cut is the first offset of the first batch abandoned because of a
+	// stop (math.MaxInt64 while none is): that batch and every later one
+	// are not delivered, audited or committed; they are redelivered after
+	// the restart or rebalance. Earlier batches still finish.
+	cut      atomic.Int64
+	retrying atomic.Bool
 }
 
-// delivery is the outcome of one unit: err nil means delivered; otherwise it
-// wraps errPermanent.
-type delivery struct {
-	res      sent
-	attempts int
-	err      error
-}
-
-// handleBatch takes messages to a final state (every reading delivered or
-// rejected), records them durably and commits their offsets. It returns an
-// error only if the messages must not be committed.
-func (r *route) handleBatch(ctx context.Context, msgs []kafka.Message) error {
-	work, cancel := graceContext(ctx, r.grace)
+// claim runs a lane until ctx ends (the partition was revoked or the route
+// stops), then lets work in flight finish within the grace and commits it.
+func (r *route) claim(ctx context.Context, c Claim) error {
+	lt, cancel := newLifetime(ctx, r.grace)
 	defer cancel()
+	l := &lane{r: r, c: c, lt: lt, budget: newBudget(r.limits.MaxReadings, r.limits.MaxBytes), track: newTracker()}
+	l.cut.Store(math.MaxInt64)
+	r.obs.Assigned(r.name, c.Topic(), c.Partition(), true)
+	defer r.obs.Assigned(r.name, c.Topic(), c.Partition(), false)
 
-	states := make([]*msgState, len(msgs))
-	var units []mapped
-	for i, msg := range msgs {
-		st := &msgState{msg: msg, started: r.now(), base: audit.Event{
-			Actor:         audit.ActorSystem,
-			Route:         r.name,
-			Topic:         msg.Topic,
-			Partition:     msg.Partition,
-			Offset:        msg.Offset,
-			CorrelationID: correlationID(msg),
-		}}
-		st.readings, st.skipped, st.mapErr = r.mapMessage(msg, st.base)
-		units = append(units, st.readings...)
-		states[i] = st
+	read := make(chan *batch, 1)
+	encoded := make(chan *batch, 1)
+	delivered := make(chan *batch, 1)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(read)
+		readErr <- l.read(read)
+	}()
+	go func() {
+		defer close(encoded)
+		for b := range read {
+			l.encode(b)
+			encoded <- b
+		}
+	}()
+	go func() {
+		defer close(delivered)
+		for b := range encoded {
+			l.deliver(b)
+			delivered <- b
+		}
+	}()
+	for b := range delivered {
+		l.finish(b)
 	}
-	results, err := r.deliverAll(ctx, work, units)
-	if err != nil {
-		return err
+	if l.cut.Load() != math.MaxInt64 {
+		r.log.Info("stopped with readings in flight; they will be redelivered",
+			"route", r.name, "topic", c.Topic(), "partition", c.Partition())
 	}
-	var events []audit.Event
-	for _, st := range states {
-		st.results, results = results[:len(st.readings)], results[len(st.readings):]
-		evs, err := r.finish(ctx, work, st)
+	return <-readErr
+}
+
+// read assembles batches until the lane stops. It returns nil on a stop and
+// the error when the partition cannot be read.
+func (l *lane) read(out chan<- *batch) error {
+	for {
+		b, err := l.next()
+		if b != nil && len(b.items) > 0 {
+			out <- b
+		}
 		if err != nil {
+			if l.lt.stop.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("topic %s partition %d: read: %w", l.c.Topic(), l.c.Partition(), err)
+		}
+	}
+}
+
+// next reads one batch: the first reading whenever it comes, then those
+// that arrive within the linger, up to the batch limits, and no further
+// than the in-flight budget allows. A batch with readings is returned even
+// with an error.
+func (l *lane) next() (*batch, error) {
+	b := &batch{}
+	var lctx context.Context = l.lt.stop
+	for len(b.items) < l.r.batch.MaxReadings && b.bytes < l.r.batch.MaxBytes {
+		if !l.budget.room() {
+			if len(b.items) > 0 {
+				return b, nil // let it go; the budget frees as batches finish
+			}
+			if err := l.budget.wait(l.lt.stop); err != nil {
+				return b, err
+			}
+		}
+		rd, err := l.c.Read(lctx)
+		if err != nil {
+			if len(b.items) > 0 && l.lt.stop.Err() == nil {
+				return b, nil // linger over
+			}
+			return b, err
+		}
+		if len(b.items) == 0 {
+			linger := max(l.r.batch.Linger, time.Millisecond)
+			ctx, cancel := context.WithTimeout(l.lt.stop, linger)
+			defer cancel()
+			lctx = ctx
+		}
+		l.budget.take(len(rd.Value))
+		l.track.track(rd.Pos.Offset)
+		b.items = append(b.items, &item{rd: rd})
+		b.bytes += len(rd.Value)
+	}
+	return b, nil
+}
+
+// encode maps and encodes every reading of b. A reading that fails is
+// rejected on its own; the others go on.
+// abandon cuts b and every later batch of the lane.
+func (l *lane) abandon(b *batch) {
+	first := b.items[0].rd.Pos.Offset
+	for {
+		cur := l.cut.Load()
+		if first >= cur || l.cut.CompareAndSwap(cur, first) {
+			return
+		}
+	}
+}
+
+// abandoned reports whether b was cut.
+func (l *lane) abandoned(b *batch) bool { return b.items[0].rd.Pos.Offset >= l.cut.Load() }
+
+func (l *lane) encode(b *batch) {
+	if l.abandoned(b) {
+		return
+	}
+	r := l.r
+	r.stats.received.Add(int64(len(b.items)))
+	r.obs.Received(r.name, l.c.Partition(), len(b.items))
+	n, by := l.budget.usage()
+	r.obs.InFlight(r.name, l.c.Partition(), n, by)
+	_, span := l.span(StageMap, b)
+	defer span.End()
+	var mapTime, encTime time.Duration
+	for _, it := range b.items {
+		it.base = audit.Event{Actor: audit.ActorSystem, Route: r.name, Topic: it.rd.Pos.Topic,
+			Partition: it.rd.Pos.Partition, Offset: it.rd.Pos.Offset, CorrelationID: correlationID(it.rd)}
+		t0 := time.Now()
+		ms, err := r.mapper.Map(it.rd.Value)
+		if err == nil && len(ms) == 0 {
+			err = errors.New("no reading in the payload matched the route's templates")
+		}
+		t1 := time.Now()
+		mapTime += t1.Sub(t0)
+		if err != nil {
+			it.err, it.stage = err, StageMap
+			continue
+		}
+		it.units, it.skipped, err = r.enc.Encode(ms, it.base)
+		encTime += time.Since(t1)
+		if err != nil {
+			it.err, it.stage = err, StageEncode
+		}
+	}
+	r.obs.Stage(r.name, StageMap, mapTime, len(b.items))
+	r.obs.Stage(r.name, StageEncode, encTime, len(b.items))
+}
+
+// retryLater is the error of a delivery attempt that left units to retry:
+// the Retry helper waits (honouring the destination's Retry-After through
+// Wait) and tries them again.
+type retryLater struct {
+	o     Outcome
+	units int
+}
+
+func (e *retryLater) Error() string {
+	return fmt.Sprintf("%d unit(s) to retry (%s)", e.units, e.o.Reason)
+}
+func (e *retryLater) Unwrap() error       { return e.o.Err }
+func (e *retryLater) Wait() time.Duration { return e.o.Wait }
+
+// deliver hands b's units to the sink until each has a final outcome.
+// Units the destination asks to retry are retried, alone, after a backoff
+// while the partition waits: later readings of the same device must not
+// overtake them. A stop abandons the batch.
+func (l *lane) deliver(b *batch) {
+	if l.abandoned(b) || l.lt.stop.Err() != nil {
+		// A stop finishes deliveries under way, not queued ones: they are
+		// redelivered, and the partition is released sooner.
+		l.abandon(b)
+		return
+	}
+	r := l.r
+	var units []Unit
+	var owner []*item
+	var slot []int // owner[i].outcomes[slot[i]] is unit i's outcome
+	for _, it := range b.items {
+		if it.err == nil {
+			it.outcomes = make([]Outcome, len(it.units))
+			units = append(units, it.units...)
+			for k := range it.units {
+				owner, slot = append(owner, it), append(slot, k)
+			}
+		}
+	}
+	if len(units) == 0 {
+		return
+	}
+	_, span := l.span(StageDeliver, b)
+	defer span.End()
+	started := time.Now()
+	outs := make([]Outcome, len(units))
+	attempts := make([]int, len(units))
+	pending := make([]int, len(units))
+	for i := range pending {
+		pending[i] = i
+	}
+	_, err := r.retry.Do(l.lt, func(ctx context.Context) error {
+		batchUnits := make([]Unit, len(pending))
+		for j, i := range pending {
+			batchUnits[j] = units[i]
+		}
+		got := r.sink.Deliver(ctx, batchUnits)
+		if err := ctx.Err(); err != nil {
+			// Our own stop cut the attempt short: that says nothing about
+			// the units.
 			return err
+		}
+		now := time.Now()
+		var again []int
+		var worst Outcome
+		for j, i := range pending {
+			o := got[j]
+			attempts[i]++
+			o.Attempts = attempts[i]
+			outs[i] = o
+			r.obs.Outcome(r.name, r.sink.Kind(), o, latency(now, owner[i].rd.Time))
+			if o.Kind == RetryLater {
+				again = append(again, i)
+				if o.Wait >= worst.Wait {
+					worst = o
+				}
+			}
+		}
+		pending = again
+		if len(pending) == 0 {
+			return nil
+		}
+		return &retryLater{o: worst, units: len(pending)}
+	}, func(attempt int, wait time.Duration, err error) {
+		r.stats.retries.Add(1)
+		var rl *retryLater
+		reason := "unknown"
+		status := 0
+		if errors.As(err, &rl) {
+			reason, status = rl.o.Reason, rl.o.Status
+		}
+		r.obs.Retry(r.name, StageDeliver, reason)
+		if !l.retrying.Swap(true) {
+			r.obs.RouteState(r.name, "retrying", reason)
+		}
+		first := b.items[0].rd.Pos
+		r.log.Warn("delivery failed; retrying", "route", r.name, "dest", r.sink.Kind(), "topic", first.Topic,
+			"partition", first.Partition, "offset", first.Offset, "units", len(pending), "attempt", attempt,
+			"wait", wait, "status", status, "reason", reason, "err", safeErr(err))
+	})
+	if l.retrying.Swap(false) {
+		r.obs.RouteState(r.name, "flowing", "")
+	}
+	if err != nil {
+		l.abandon(b)
+		return
+	}
+	for i, o := range outs {
+		owner[i].outcomes[slot[i]] = o
+	}
+	r.obs.Stage(r.name, StageDeliver, time.Since(started), len(b.items))
+}
+
+func latency(now, produced time.Time) time.Duration {
+	if produced.IsZero() {
+		return 0
+	}
+	return now.Sub(produced)
+}
+
+// finish dead-letters b's rejected readings, appends the audit trail, and
+// then acknowledges the readings and commits the partition as far as every
+// earlier reading is done too.
+func (l *lane) finish(b *batch) {
+	defer l.release(b)
+	if l.abandoned(b) {
+		return
+	}
+	r := l.r
+	_, span := l.span(StageAudit, b)
+	defer span.End()
+	var events []audit.Event
+	for _, it := range b.items {
+		evs, err := l.settle(it)
+		if err != nil {
+			l.abandon(b)
+			return
 		}
 		events = append(events, evs...)
 	}
-	if err := r.record(ctx, work, events); err != nil {
-		return err
+	started := time.Now()
+	if _, err := r.retry.Do(l.lt, func(ctx context.Context) error { return r.audit.Append(ctx, events...) },
+		l.infraRetry("audit", "audit write")); err != nil {
+		l.abandon(b)
+		return
 	}
-	if err := r.src.CommitMessages(work, msgs...); err != nil {
+	r.obs.Stage(r.name, StageAudit, time.Since(started), len(b.items))
+	var next int64
+	advanced := false
+	for _, it := range b.items {
+		if n, ok := l.track.ack(it.rd.Pos.Offset); ok {
+			next, advanced = n, true
+		}
+	}
+	if !advanced {
+		return
+	}
+	started = time.Now()
+	if err := l.c.Commit(l.lt.work, next); err != nil {
 		// Not fatal: the readings are delivered and audited; a redelivery
-		// after a rebalance is absorbed by conditional create.
-		r.log.Warn("commit failed; messages may be redelivered", "route", r.name, "messages", len(msgs),
-			"topic", msgs[0].Topic, "partition", msgs[0].Partition, "offset", msgs[0].Offset, "err", err)
+		// after a rebalance is absorbed by conditional create or the ledger.
+		r.obs.Retry(r.name, StageCommit, "commit")
+		r.log.Warn("commit failed; readings may be redelivered", "route", r.name, "topic", l.c.Topic(),
+			"partition", l.c.Partition(), "offset", next, "err", err)
+		return
 	}
-	return nil
+	r.obs.Stage(r.name, StageCommit, time.Since(started), len(b.items))
+	r.obs.Committed(r.name, l.c.Topic(), l.c.Partition(), next, l.c.HighWater())
 }
 
-// finish builds one message's audit events from its mapping and delivery
-// results, writes its dead letter when something was rejected, and counts it.
-func (r *route) finish(ctx, work context.Context, st *msgState) ([]audit.Event, error) {
+func (l *lane) release(b *batch) {
+	l.budget.give(len(b.items), b.bytes)
+	n, by := l.budget.usage()
+	l.r.obs.InFlight(l.r.name, l.c.Partition(), n, by)
+}
+
+// infraRetry logs and counts a retry of the bridge's own infrastructure
+// (audit store, dead-letter topic): never the reading's fault, so the
+// partition waits rather than skipping anything.
+func (l *lane) infraRetry(what, desc string) func(int, time.Duration, error) {
+	return func(attempt int, wait time.Duration, err error) {
+		l.r.obs.Retry(l.r.name, what, "unavailable")
+		l.r.log.Warn(desc+" failed; retrying", "route", l.r.name, "partition", l.c.Partition(),
+			"attempt", attempt, "wait", wait, "reason", "unavailable", "err", err)
+	}
+}
+
+// settle builds one reading's audit events from its mapping and delivery
+// outcomes and writes its dead letter when something was refused.
+func (l *lane) settle(it *item) ([]audit.Event, error) {
+	r := l.r
+	kind := r.sink.Kind()
 	event := func(ref audit.Event, action, outcome string) audit.Event {
 		e := ref
 		e.Time, e.Action, e.Outcome = r.now(), action, outcome
 		return e
 	}
-	events := []audit.Event{event(st.base, audit.ActionReceived, audit.OutcomeSuccess)}
-	events[0].Time = st.started
-	rejected := 0
-	var status int
-	var detail string
-	dl := deadLetter{first: st.started, attempts: 1}
-	if st.mapErr != nil {
-		e := event(st.base, audit.ActionRejected, audit.OutcomeFailure)
-		e.Detail = "map: " + st.mapErr.Error()
+	received := event(it.base, audit.ActionReceived, audit.OutcomeSuccess)
+	received.Time = it.rd.Received
+	if received.Time.IsZero() {
+		received.Time = r.now()
+	}
+	events := []audit.Event{received}
+	var dl *DeadLetter
+	reject := func(stage, reason, msg, device string, attempts int) {
+		if dl == nil {
+			dl = &DeadLetter{Route: r.name, Stage: stage, Reason: reason, Err: msg, Device: device,
+				First: received.Time, Attempts: max(attempts, 1)}
+		}
+		dl.Attempts = max(dl.Attempts, attempts)
+	}
+	if it.err != nil {
+		e := event(it.base, audit.ActionRejected, audit.OutcomeFailure)
+		e.Detail, e.Stage, e.Reason = it.err.Error(), it.stage, "invalid-payload"
 		events = append(events, e)
-		rejected, detail = 1, e.Detail
-		dl.stage, dl.reason, dl.err = "map", "invalid-payload", st.mapErr.Error()
+		reject(it.stage, "invalid-payload", it.err.Error(), "", 1)
 	} else {
 		// The references are known only after mapping; the received event
-		// gets the first reading's, so a search by patient or device finds the
-		// whole history.
-		first := st.base
-		if len(st.readings) > 0 {
-			first = st.readings[0].ref
-		} else if len(st.skipped) > 0 {
-			first = st.skipped[0]
+		// gets the first reading's, so a search by patient or device finds
+		// the whole history.
+		first := it.base
+		if len(it.units) > 0 {
+			first = it.units[0].Ref
+		} else if len(it.skipped) > 0 {
+			first = it.skipped[0]
 		}
 		events[0].Device, events[0].Patient, events[0].Resource = first.Device, first.Patient, first.Resource
-		for _, e := range st.skipped {
+		for _, e := range it.skipped {
 			events = append(events, event(e, audit.ActionSkipped, audit.OutcomeSuccess))
 		}
 	}
-	for i, rd := range st.readings {
-		events = append(events, event(rd.ref, audit.ActionMapped, audit.OutcomeSuccess))
-		d := st.results[i]
-		if d.attempts > 1 {
-			e := event(rd.ref, audit.ActionRetried, audit.OutcomeFailure)
-			e.Detail = strconv.Itoa(d.attempts-1) + " retryable failure(s) before the final answer"
+	for i, u := range it.units {
+		events = append(events, event(u.Ref, audit.ActionMapped, audit.OutcomeSuccess))
+		o := it.outcomes[i]
+		if o.Attempts > 1 {
+			e := event(u.Ref, audit.ActionRetried, audit.OutcomeFailure)
+			e.Detail = strconv.Itoa(o.Attempts-1) + " retryable failure(s) before the final answer"
+			e.Stage, e.DestKind = StageDeliver, kind
 			events = append(events, e)
 		}
-		if d.err != nil {
-			e := event(rd.ref, audit.ActionRejected, audit.OutcomeFailure)
-			e.Detail = "deliver: " + d.err.Error()
-			e.Status = statusOf(d.err)
+		if o.Kind == Refused {
+			e := event(u.Ref, audit.ActionRejected, audit.OutcomeFailure)
+			e.Detail, e.Status, e.Stage, e.DestKind, e.Reason = o.Err.Error(), o.Status, StageDeliver, kind, o.Reason
 			events = append(events, e)
-			rejected++
-			status, detail = e.Status, e.Detail
-			dl.stage, dl.err, dl.device, dl.attempts = "deliver", d.err.Error(), rd.ref.Device, max(dl.attempts, d.attempts)
-			dl.reason = reasonOf(d.err)
+			reject(StageDeliver, o.Reason, o.Err.Error(), u.Ref.Device, o.Attempts)
 			continue
 		}
-		e := event(rd.ref, audit.ActionDelivered, audit.OutcomeSuccess)
-		e.Status, e.Location = d.res.status, d.res.location
+		e := event(u.Ref, audit.ActionDelivered, audit.OutcomeSuccess)
+		e.Status, e.Location, e.Stage, e.DestKind = o.Status, o.Location, StageDeliver, kind
+		if o.Kind == AlreadyPresent {
+			e.Reason = "already-present"
+		}
+		if o.Ack != "" {
+			e.Location = "MSA-1 " + o.Ack // the engine's answer, for people; DestKind says it is MLLP
+		}
 		events = append(events, e)
 	}
-	if rejected > 0 && r.dlq != nil {
-		dl.last = r.now()
-		if dl.device == "" && len(st.readings) > 0 {
-			dl.device = st.readings[0].ref.Device
-		}
-		if err := r.retry(ctx, "dead-letter write", func() error {
-			return r.dlq.WriteMessages(work, dl.record(r.name, st.msg))
-		}); err != nil {
-			return nil, err
-		}
-		e := event(st.base, audit.ActionDeadLettered, audit.OutcomeFailure)
-		e.Location, e.Detail = r.dlqTopic, dl.stage+": "+dl.reason
-		events = append(events, e)
-	}
-	if rejected == 0 {
+	if dl == nil {
 		r.stats.delivered.Add(1)
-	} else {
-		r.stats.deadLettered.Add(1)
-		r.log.Warn("reading rejected", "route", r.name, "topic", st.msg.Topic, "partition", st.msg.Partition,
-			"offset", st.msg.Offset, "readings", len(st.readings), "rejected", rejected, "status", status, "stage", stage(detail))
+		return events, nil
 	}
+	r.stats.deadLettered.Add(1)
+	r.obs.DeadLettered(r.name, dl.Stage, dl.Reason)
+	r.log.Warn("reading rejected", "route", r.name, "topic", it.rd.Pos.Topic, "partition", it.rd.Pos.Partition,
+		"offset", it.rd.Pos.Offset, "units", len(it.units), "stage", dl.Stage, "reason", dl.Reason)
+	if r.dlq == nil {
+		return events, nil
+	}
+	if dl.Device == "" && len(it.units) > 0 {
+		dl.Device = it.units[0].Ref.Device
+	}
+	dl.Last = r.now()
+	var where string
+	started := time.Now()
+	if _, err := r.retry.Do(l.lt, func(ctx context.Context) error {
+		w, err := r.dlq.Write(ctx, it.rd, *dl)
+		where = w
+		return err
+	}, l.infraRetry("dead-letter", "dead-letter write")); err != nil {
+		return nil, err
+	}
+	r.obs.Stage(r.name, StageDeadLetter, time.Since(started), 1)
+	e := event(it.base, audit.ActionDeadLettered, audit.OutcomeFailure)
+	e.Location, e.Detail, e.Stage, e.Reason = where, dl.Stage+": "+dl.Reason, dl.Stage, dl.Reason
+	events = append(events, e)
 	return events, nil
 }
 
-// deliverAll delivers units, in a batch when the destination supports it,
-// and records each success where the destination keeps a ledger (before the
-// commit, so a redelivery is recognised). It fails only when the route stops.
-func (r *route) deliverAll(ctx, work context.Context, units []mapped) ([]delivery, error) {
-	if err := r.upsertDevices(ctx, work, units); err != nil {
-		return nil, err
-	}
-	if bs, ok := r.batchSink(); ok && len(units) > 1 {
-		return r.deliverBatch(ctx, work, bs, units)
-	}
-	if r.parallelDest() && len(units) > 1 {
-		return r.deliverByKey(ctx, work, units)
-	}
-	out := make([]delivery, len(units))
-	for i, u := range units {
-		res, attempts, err := r.deliver(ctx, work, u)
-		if err != nil && !errors.Is(err, errPermanent) {
-			return nil, err
-		}
-		out[i] = delivery{res: res, attempts: attempts, err: err}
-		if err == nil {
-			if err := r.retry(ctx, "delivery ledger", func() error { return r.destination().record(work, u) }); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return out, nil
+// span starts a span for one stage of a batch, linked to the producer's
+// trace when the first reading carries one.
+func (l *lane) span(stage string, b *batch) (context.Context, trace.Span) {
+	first := b.items[0].rd.Pos
+	return l.r.tracer.Start(l.lt.work, stage, trace.WithAttributes(
+		attribute.String("fhir_bridge.route", l.r.name),
+		attribute.String("messaging.destination.name", first.Topic),
+		attribute.Int("messaging.destination.partition.id", first.Partition),
+		attribute.Int64("messaging.kafka.offset", first.Offset),
+		attribute.Int("messaging.batch.message_count", len(b.items)),
+	))
 }
 
-// mapped is one unit ready to deliver (an Observation, an ORU^R01), with
-// its audit references.
-type mapped struct {
-	body []byte
-	// key is the FHIR If-None-Exist search, or the MLLP shard key (patient).
-	key string
-	// id is the unit's identity at the destination: the Observation
-	// identifier, or MSH-10.
-	id  string
-	ref audit.Event // base event with Device, Patient and Resource set
-	// deviceID and deviceBody, when set, are a Device resource to write
-	// before this unit (FHIR routes with upsert_devices).
-	deviceID   string
-	deviceBody []byte
-}
-
-// mapMessage maps a payload and prepares its readings for the route's
-// destination. Errors name the field at fault; a message whose payload cannot
-// be mapped in full is rejected whole. skipped are audit events for readings
-// the destination does not carry (e.g. a fridge reading on an HL7 route).
-func (r *route) mapMessage(msg kafka.Message, base audit.Event) (out []mapped, skipped []audit.Event, err error) {
-	ms, err := r.mapper.Map(msg.Value)
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(ms) == 0 {
-		return nil, nil, errors.New("no reading in the payload matched the route's templates")
-	}
-	return r.destination().prepare(ms, base)
-}
-
-func (r *route) destination() destination {
-	if r.dest != nil {
-		return r.dest
-	}
-	return &fhirDest{sink: r.sink, codec: r.codec, idSystem: r.idSystem}
-}
-
-func readingErr(i, n int, err error) error {
-	if n == 1 {
-		return err
-	}
-	return fmt.Errorf("reading %d of %d: %w", i+1, n, err)
-}
-
-var errPermanent = errors.New("permanent failure")
-
-// deliver posts until the sink accepts, refuses for good (errPermanent), or
-// the route stops (errStopped), and says how many attempts it took. Between
-// attempts the partition waits: later readings of the same device must not
-// overtake this one.
-func (r *route) deliver(ctx, work context.Context, m mapped) (sent, int, error) {
-	dest := r.destination()
-	for attempt := 1; ; attempt++ {
-		res, err := dest.send(work, m)
-		if err == nil {
-			return res, attempt, nil
-		}
-		if work.Err() != nil {
-			// Our own stop cut the request short; that says nothing about the reading.
-			return sent{}, attempt, errStopped
-		}
-		if !temporary(err) {
-			return sent{}, attempt, fmt.Errorf("%w: %w", errPermanent, err)
-		}
-		if ctx.Err() != nil {
-			return sent{}, attempt, errStopped
-		}
-		r.stats.retries.Add(1)
-		wait := r.backoff.wait(attempt, err)
-		attrs := []any{"route", r.name, "topic", m.ref.Topic, "partition", m.ref.Partition,
-			"offset", m.ref.Offset, "attempt", attempt, "wait", wait, "status", statusOf(err)}
-		var te *fhir.TransportError
-		if errors.As(err, &te) {
-			// Connection and token errors name hosts and OAuth codes, never
-			// readings; they are what an operator needs to act on.
-			attrs = append(attrs, "err", te.Error())
-		}
-		r.log.Warn("delivery failed; retrying", attrs...)
-		if !sleep(ctx, wait) {
-			return sent{}, attempt, errStopped
-		}
-	}
-}
-
-// record appends events, retrying while the audit store is unreachable: an
-// offset is never committed without its audit trail.
-func (r *route) record(ctx, work context.Context, events []audit.Event) error {
-	return r.retry(ctx, "audit write", func() error { return r.audit.Append(work, events...) })
-}
-
-// retry runs op until it succeeds or the route stops, backing off between
-// attempts. It is for the bridge's own infrastructure (audit store,
-// dead-letter topic): their failures are never the reading's fault, so the
-// partition waits rather than skipping anything.
-func (r *route) retry(ctx context.Context, what string, op func() error) error {
-	for attempt := 1; ; attempt++ {
-		err := op()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return errStopped
-		}
-		wait := r.backoff.wait(attempt, nil)
-		r.log.Warn(what+" failed; retrying", "route", r.name, "attempt", attempt, "wait", wait, "err", err)
-		if !sleep(ctx, wait) {
-			return errStopped
-		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// reasonOf is the dead-letter reason code of a permanent delivery failure.
-func reasonOf(err error) string {
+// safeErr renders a retry's error for the log: the error chain of transport,
+// token and infrastructure failures (hosts, OAuth codes, never readings),
+// and only the status of a destination's answer, whose body may quote the
+// reading.
+func safeErr(err error) string {
 	var se *fhir.StatusError
-	if errors.As(err, &se) {
-		return "http-" + strconv.Itoa(se.Status)
-	}
 	var ae *hl7.AckError
-	if errors.As(err, &ae) {
-		return "ack-" + ae.ACK.Code
+	var te *fhir.TransportError
+	var tok *auth.TokenError
+	switch {
+	case errors.As(err, &tok), errors.As(err, &te):
+		return err.Error()
+	case errors.As(err, &se):
+		return se.Op + ": HTTP " + strconv.Itoa(se.Status)
+	case errors.As(err, &ae):
+		return "ACK " + ae.ACK.Code + " " + ae.ACK.ErrorCode
+	case err == nil:
+		return ""
 	}
-	return "permanent"
-}
-
-func statusOf(err error) int {
-	var se *fhir.StatusError
-	if errors.As(err, &se) {
-		return se.Status
+	var rl *retryLater
+	if errors.As(err, &rl) && rl.o.Err == nil {
+		return rl.Error()
 	}
-	return 0
-}
-
-// stage is the prefix of an audit detail ("map", "deliver"): logs get the
-// stage, never the detail, which may quote values.
-func stage(detail string) string {
-	for i := 0; i < len(detail); i++ {
-		if detail[i] == ':' {
-			return detail[:i]
-		}
-	}
-	return detail
+	return err.Error()
 }
 
 // correlationID takes the producer's correlation-id header when it is short
 // printable text; anything else (binary, control bytes) falls back to the
 // source position, so a hostile header cannot poison the audit trail.
-func correlationID(msg kafka.Message) string {
-	for _, h := range msg.Headers {
+func correlationID(r Reading) string {
+	for _, h := range r.Headers {
 		if h.Key == "correlation-id" && len(h.Value) > 0 && len(h.Value) <= 128 && printable(h.Value) {
 			return string(h.Value)
 		}
 	}
-	return msg.Topic + "/" + strconv.Itoa(msg.Partition) + "/" + strconv.FormatInt(msg.Offset, 10)
+	return r.Pos.Topic + "/" + strconv.Itoa(r.Pos.Partition) + "/" + strconv.FormatInt(r.Pos.Offset, 10)
 }
 
 func printable(b []byte) bool {
@@ -462,44 +593,62 @@ func printable(b []byte) bool {
 	return true
 }
 
-// upsertDevices writes the Device resources new devices need before their
-// Observations, so an EHR that enforces references accepts them. Temporary
-// failures are retried while the partition waits; a permanent refusal is
-// logged once per device and the Observations go on (if the EHR needs the
-// Device, their own refusal dead-letters them with its reason).
-func (r *route) upsertDevices(ctx, work context.Context, units []mapped) error {
-	d, ok := r.destination().(*fhirDest)
-	if !ok || !d.upsert {
-		return nil
-	}
-	ds, ok := d.sink.(DeviceSink)
-	if !ok {
-		return nil
-	}
-	for _, u := range units {
-		if u.deviceID == "" {
-			continue
+// budget bounds a partition's readings and payload bytes between read and
+// commit. Only the lane's reader takes; the finisher gives back.
+type budget struct {
+	mu                 sync.Mutex
+	readings, bytes    int
+	maxReadings, maxBy int
+	freed              chan struct{} // closed and replaced on every give
+}
+
+func newBudget(maxReadings, maxBytes int) *budget {
+	return &budget{maxReadings: max(maxReadings, 1), maxBy: max(maxBytes, 1), freed: make(chan struct{})}
+}
+
+// room reports whether one more reading may be read.
+func (b *budget) room() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.readings < b.maxReadings && b.bytes < b.maxBy
+}
+
+// wait blocks until there is room or ctx ends.
+func (b *budget) wait(ctx context.Context) error {
+	for {
+		b.mu.Lock()
+		ok := b.readings < b.maxReadings && b.bytes < b.maxBy
+		ch := b.freed
+		b.mu.Unlock()
+		if ok {
+			return nil
 		}
-		if _, done := d.devices.Load(u.deviceID); done {
-			continue
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		for attempt := 1; ; attempt++ {
-			_, err := ds.Update(work, "Device", u.deviceID, u.deviceBody)
-			if err == nil {
-				break
-			}
-			if work.Err() != nil || ctx.Err() != nil {
-				return errStopped
-			}
-			if !temporary(err) {
-				r.log.Warn("device upsert refused; Observations are sent without it", "route", r.name, "status", statusOf(err))
-				break
-			}
-			if !sleep(ctx, r.backoff.wait(attempt, err)) {
-				return errStopped
-			}
-		}
-		d.devices.Store(u.deviceID, true)
 	}
-	return nil
+}
+
+func (b *budget) take(n int) {
+	b.mu.Lock()
+	b.readings++
+	b.bytes += n
+	b.mu.Unlock()
+}
+
+func (b *budget) give(readings, n int) {
+	b.mu.Lock()
+	b.readings -= readings
+	b.bytes -= n
+	close(b.freed)
+	b.freed = make(chan struct{})
+	b.mu.Unlock()
+}
+
+func (b *budget) usage() (readings, bytes int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.readings, b.bytes
 }

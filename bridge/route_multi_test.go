@@ -12,7 +12,7 @@ import (
 
 // medtechRoute is a route whose mapper is MedTech's "basic" template pair;
 // its sample payload yields six readings from one message.
-func medtechRoute(t *testing.T, src Source, sink Sink, al AuditLog) *route {
+func medtechRoute(t *testing.T, src Source, sink FHIRCreator, al AuditLog) *route {
 	t.Helper()
 	dir := "../mappers/medtech/testdata/compat/templates/basic/"
 	m, err := LoadMapper([]string{dir + "fhirmapping.json", dir + "devicecontent.json"}, MapperOptions{DefaultPatientID: "synthetic-patient-1"})
@@ -29,7 +29,7 @@ func TestRouteDeliversEveryReadingOfAMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := bridgetest.NewSource(msg(0, payload), msg(1, reading("hrm-1", "p-1", 1, 70)))
+	src := newFakeSource(msg(0, payload), msg(1, reading("hrm-1", "p-1", 1, 70)))
 	sink := bridgetest.NewSink()
 	al := &bridgetest.AuditLog{}
 	r := medtechRoute(t, src, sink, al)
@@ -53,7 +53,7 @@ func TestRouteDeliversEveryReadingOfAMessage(t *testing.T) {
 	if acts := bridgetest.Actions(al.EventsAt(testTopic, 2, 1)); strings.Join(acts, ",") != "received,rejected" {
 		t.Errorf("unmatched message audit %v, want received,rejected", acts)
 	}
-	checkCommits(t, src, bridgetest.MsgPos(msg(0, nil)), bridgetest.MsgPos(msg(1, nil)))
+	checkCommits(t, src, readingPos(msg(0, nil)), readingPos(msg(1, nil)))
 	acts := bridgetest.Actions(al.EventsAt(testTopic, 2, 0))
 	if acts[0] != audit.ActionReceived {
 		t.Fatalf("first event %q, want received", acts[0])
@@ -77,7 +77,7 @@ func TestRoutePartialRejectionOfAMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := bridgetest.NewSource(msg(0, payload))
+	src := newFakeSource(msg(0, payload))
 	// The second reading is refused for good; the others go through.
 	sink := bridgetest.NewSink(bridgetest.Step{}, bridgetest.Step{Err: &fhir.StatusError{Op: "POST", Status: 422, Outcome: "error invalid: rule"}})
 	al := &bridgetest.AuditLog{}
@@ -86,7 +86,7 @@ func TestRoutePartialRejectionOfAMessage(t *testing.T) {
 	await(t, src.Drained(), "message handled")
 	h.stop(t)
 
-	checkCommits(t, src, bridgetest.MsgPos(msg(0, nil)))
+	checkCommits(t, src, readingPos(msg(0, nil)))
 	var delivered, rejected int
 	for _, e := range al.EventsAt(testTopic, 2, 0) {
 		switch e.Action {
@@ -94,7 +94,7 @@ func TestRoutePartialRejectionOfAMessage(t *testing.T) {
 			delivered++
 		case audit.ActionRejected:
 			rejected++
-			if e.Status != 422 || !strings.HasPrefix(e.Detail, "deliver: ") || e.Resource == "" {
+			if e.Status != 422 || e.Stage != StageDeliver || e.Resource == "" {
 				t.Errorf("rejected event %+v, want status 422, a deliver detail and the reading's identifier", e)
 			}
 		}

@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +17,6 @@ import (
 	"github.com/fhir-bridge/fhir-bridge/bridge/bridgetest"
 	"github.com/fhir-bridge/fhir-bridge/fhir"
 	crpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
-	"github.com/segmentio/kafka-go"
 )
 
 // TestRouteDeliversValidReadings follows valid readings through map, deliver,
@@ -27,7 +25,7 @@ func TestRouteDeliversValidReadings(t *testing.T) {
 	type readingCase struct {
 		device, patient string
 		value           []byte
-		headers         []kafka.Header
+		headers         []Header
 		step            bridgetest.Step // the sink's answer
 		wantResult      fhir.Result
 		wantCorrelation string // "" means the topic/partition/offset fallback
@@ -35,7 +33,7 @@ func TestRouteDeliversValidReadings(t *testing.T) {
 	readings := []readingCase{
 		{
 			device: "hrm-1", patient: "p-1", value: reading("hrm-1", "p-1", 0, 72),
-			headers:    []kafka.Header{{Key: "correlation-id", Value: []byte("req-7f3a")}},
+			headers:    []Header{{Key: "correlation-id", Value: []byte("req-7f3a")}},
 			wantResult: fhir.Result{Status: http.StatusCreated, Location: "Observation/1/_history/1"},
 			// The header wins over the fallback.
 			wantCorrelation: "req-7f3a",
@@ -53,13 +51,13 @@ func TestRouteDeliversValidReadings(t *testing.T) {
 	}
 
 	order := &bridgetest.Log{}
-	var msgs []kafka.Message
+	var msgs []Reading
 	var steps []bridgetest.Step
 	for i, rd := range readings {
 		msgs = append(msgs, msg(int64(10+i), rd.value, rd.headers...))
 		steps = append(steps, rd.step)
 	}
-	src := bridgetest.NewSource(msgs...)
+	src := newFakeSource(msgs...)
 	src.Log = order
 	sink := bridgetest.NewSink(steps...)
 	sink.Log = order
@@ -77,7 +75,7 @@ func TestRouteDeliversValidReadings(t *testing.T) {
 	var wantOrder, wantCommits []string
 	for i, rd := range readings {
 		m := msgs[i]
-		pos := bridgetest.MsgPos(m)
+		pos := readingPos(m)
 		k := key(t, rd.value)
 
 		// What the sink got: a conditional create of a valid Observation.
@@ -103,11 +101,15 @@ func TestRouteDeliversValidReadings(t *testing.T) {
 		mapped := withRefs(base, rd.device, rd.patient, k)
 		delivered := ev(mapped, audit.ActionDelivered, audit.OutcomeSuccess)
 		delivered.Status, delivered.Location = rd.wantResult.Status, rd.wantResult.Location
+		delivered.Stage, delivered.DestKind = StageDeliver, "fhir"
+		if rd.wantResult.Status == http.StatusOK {
+			delivered.Reason = "already-present"
+		}
 		want = append(want,
 			ev(base, audit.ActionReceived, audit.OutcomeSuccess),
 			ev(mapped, audit.ActionMapped, audit.OutcomeSuccess),
 			delivered)
-		diff(t, "audit events of "+pos, withoutReceivedRefs(al.EventsAt(m.Topic, m.Partition, m.Offset)), want)
+		diff(t, "audit events of "+pos, withoutReceivedRefs(al.EventsAt(m.Pos.Topic, m.Pos.Partition, m.Pos.Offset)), want)
 
 		wantOrder = append(wantOrder,
 			"fetch "+pos,
@@ -120,7 +122,7 @@ func TestRouteDeliversValidReadings(t *testing.T) {
 	if n := len(al.Attempts()); n != len(readings) {
 		t.Errorf("audit Append called %d times, want %d (one batch per message)", n, len(readings))
 	}
-	diff(t, "order of fetch, delivery, audit and commit", order.Entries(), wantOrder)
+	checkOrder(t, order.Entries(), wantOrder)
 	checkCommits(t, src, wantCommits...)
 	diff(t, "stats", r.stats.snapshot(), Stats{Received: 3, Delivered: 3})
 }
@@ -185,7 +187,7 @@ func TestRouteRejectsBadPayloads(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			order := &bridgetest.Log{}
 			bad, next := msg(40, tt.value), msg(41, good)
-			src := bridgetest.NewSource(bad, next)
+			src := newFakeSource(bad, next)
 			src.Log = order
 			sink := bridgetest.NewSink()
 			al := &bridgetest.AuditLog{Log: order}
@@ -204,13 +206,13 @@ func TestRouteRejectsBadPayloads(t *testing.T) {
 				t.Errorf("sink got If-None-Exist %q, want the valid reading's %q", calls[0].IfNoneExist, want)
 			}
 
-			events := al.EventsAt(bad.Topic, bad.Partition, bad.Offset)
+			events := al.EventsAt(bad.Pos.Topic, bad.Pos.Partition, bad.Pos.Offset)
 			if len(events) != 2 {
 				t.Fatalf("audit events of the bad reading: %s\nwant [received rejected]", show(events))
 			}
 			rejected := events[1]
-			if !strings.HasPrefix(rejected.Detail, "map: ") || !strings.Contains(rejected.Detail, tt.wantDetail) {
-				t.Errorf("rejected Detail = %q, want \"map: ...%s...\"", rejected.Detail, tt.wantDetail)
+			if (rejected.Stage != StageMap && rejected.Stage != StageEncode) || !strings.Contains(rejected.Detail, tt.wantDetail) {
+				t.Errorf("rejected at stage %q with Detail %q, want map or encode and ...%s...", rejected.Stage, rejected.Detail, tt.wantDetail)
 			}
 			if strings.Contains(rejected.Detail, patient) {
 				t.Errorf("rejected Detail %q quotes the payload's patient id", rejected.Detail)
@@ -219,17 +221,19 @@ func TestRouteRejectsBadPayloads(t *testing.T) {
 			// Parsing failed, so device, patient and resource are unknown.
 			base := baseEvent(bad)
 			diff(t, "received event", withoutReceivedRefs(events)[0], ev(base, audit.ActionReceived, audit.OutcomeSuccess))
-			diff(t, "rejected event", rejected, ev(base, audit.ActionRejected, audit.OutcomeFailure))
-			diff(t, "audit actions of the next reading", bridgetest.Actions(al.EventsAt(next.Topic, next.Partition, next.Offset)),
+			wantRejected := ev(base, audit.ActionRejected, audit.OutcomeFailure)
+			wantRejected.Stage, wantRejected.Reason = rejected.Stage, "invalid-payload"
+			diff(t, "rejected event", rejected, wantRejected)
+			diff(t, "audit actions of the next reading", bridgetest.Actions(al.EventsAt(next.Pos.Topic, next.Pos.Partition, next.Pos.Offset)),
 				[]string{audit.ActionReceived, audit.ActionMapped, audit.ActionDelivered})
 
-			diff(t, "order", order.Entries(), []string{
-				"fetch " + bridgetest.MsgPos(bad),
-				"audit " + bridgetest.MsgPos(bad) + " received,rejected",
-				"commit " + bridgetest.MsgPos(bad),
-				"fetch " + bridgetest.MsgPos(next),
-				"audit " + bridgetest.MsgPos(next) + " received,mapped,delivered",
-				"commit " + bridgetest.MsgPos(next),
+			checkOrder(t, order.Entries(), []string{
+				"fetch " + readingPos(bad),
+				"audit " + readingPos(bad) + " received,rejected",
+				"commit " + readingPos(bad),
+				"fetch " + readingPos(next),
+				"audit " + readingPos(next) + " received,mapped,delivered",
+				"commit " + readingPos(next),
 			})
 			diff(t, "stats", r.stats.snapshot(), Stats{Received: 2, Delivered: 1, DeadLettered: 1})
 		})
@@ -264,7 +268,7 @@ func TestRouteRetriesTemporaryFailures(t *testing.T) {
 			}
 			steps = append(steps, bridgetest.Step{Result: fhir.Result{Status: http.StatusCreated, Location: "Observation/abc/_history/1"}})
 			order := &bridgetest.Log{}
-			src := bridgetest.NewSource(m)
+			src := newFakeSource(m)
 			src.Log = order
 			sink := bridgetest.NewSink(steps...)
 			al := &bridgetest.AuditLog{Log: order}
@@ -283,15 +287,15 @@ func TestRouteRetriesTemporaryFailures(t *testing.T) {
 					t.Errorf("attempt %d differs from attempt 1: a retry must repeat the same conditional create", i+2)
 				}
 			}
-			events := al.EventsAt(m.Topic, m.Partition, m.Offset)
+			events := al.EventsAt(m.Pos.Topic, m.Pos.Partition, m.Pos.Offset)
 			diff(t, "audit actions", bridgetest.Actions(events), []string{audit.ActionReceived, audit.ActionMapped, audit.ActionRetried, audit.ActionDelivered})
 			if last := events[len(events)-1]; last.Status != http.StatusCreated || last.Location != "Observation/abc/_history/1" {
 				t.Errorf("delivered event has status %d location %q, want the final answer's 201 Observation/abc/_history/1", last.Status, last.Location)
 			}
-			diff(t, "order", order.Entries(), []string{
-				"fetch " + bridgetest.MsgPos(m),
-				"audit " + bridgetest.MsgPos(m) + " received,mapped,retried,delivered",
-				"commit " + bridgetest.MsgPos(m),
+			checkOrder(t, order.Entries(), []string{
+				"fetch " + readingPos(m),
+				"audit " + readingPos(m) + " received,mapped,retried,delivered",
+				"commit " + readingPos(m),
 			})
 			diff(t, "stats", r.stats.snapshot(), Stats{Received: 1, Delivered: 1, Retries: int64(len(tt.failures))})
 		})
@@ -330,7 +334,7 @@ func TestRouteRejectsPermanentFailures(t *testing.T) {
 			value, nextValue := reading("hrm-1", "p-1", 0, 72), reading("hrm-1", "p-1", 1, 73)
 			m, next := msg(3, value), msg(4, nextValue)
 			order := &bridgetest.Log{}
-			src := bridgetest.NewSource(m, next)
+			src := newFakeSource(m, next)
 			src.Log = order
 			sink := bridgetest.NewSink(bridgetest.Step{Err: tt.err})
 			al := &bridgetest.AuditLog{Log: order}
@@ -343,33 +347,34 @@ func TestRouteRejectsPermanentFailures(t *testing.T) {
 			if n := len(sink.Calls()); n != 2 {
 				t.Errorf("sink called %d times, want 2: a permanent failure is not retried", n)
 			}
-			events := al.EventsAt(m.Topic, m.Partition, m.Offset)
+			events := al.EventsAt(m.Pos.Topic, m.Pos.Partition, m.Pos.Offset)
 			if len(events) != 3 {
 				t.Fatalf("audit events: %s\nwant [received mapped rejected]", show(events))
 			}
 			rejected := events[2]
-			if !strings.HasPrefix(rejected.Detail, "deliver: ") || !strings.Contains(rejected.Detail, tt.wantDetail) {
-				t.Errorf("rejected Detail = %q, want \"deliver: ...%s...\"", rejected.Detail, tt.wantDetail)
+			if rejected.Stage != StageDeliver || !strings.Contains(rejected.Detail, tt.wantDetail) {
+				t.Errorf("rejected at stage %q with Detail %q, want deliver and ...%s...", rejected.Stage, rejected.Detail, tt.wantDetail)
 			}
 			rejected.Detail = ""
 			k := key(t, value)
 			mapped := withRefs(baseEvent(m), "hrm-1", "p-1", k)
 			wantRejected := ev(mapped, audit.ActionRejected, audit.OutcomeFailure)
-			wantRejected.Status = tt.wantStatus
+			wantRejected.Status, wantRejected.Stage, wantRejected.DestKind = tt.wantStatus, StageDeliver, "fhir"
+			wantRejected.Reason = rejected.Reason // checked per case by the dead-letter tests
 			diff(t, "audit events", withoutReceivedRefs(events[:2]), []audit.Event{
 				ev(baseEvent(m), audit.ActionReceived, audit.OutcomeSuccess),
 				ev(mapped, audit.ActionMapped, audit.OutcomeSuccess),
 			})
 			diff(t, "rejected event", rejected, wantRejected)
-			diff(t, "audit actions of the next reading", bridgetest.Actions(al.EventsAt(next.Topic, next.Partition, next.Offset)),
+			diff(t, "audit actions of the next reading", bridgetest.Actions(al.EventsAt(next.Pos.Topic, next.Pos.Partition, next.Pos.Offset)),
 				[]string{audit.ActionReceived, audit.ActionMapped, audit.ActionDelivered})
-			diff(t, "order", order.Entries(), []string{
-				"fetch " + bridgetest.MsgPos(m),
-				"audit " + bridgetest.MsgPos(m) + " received,mapped,rejected",
-				"commit " + bridgetest.MsgPos(m),
-				"fetch " + bridgetest.MsgPos(next),
-				"audit " + bridgetest.MsgPos(next) + " received,mapped,delivered",
-				"commit " + bridgetest.MsgPos(next),
+			checkOrder(t, order.Entries(), []string{
+				"fetch " + readingPos(m),
+				"audit " + readingPos(m) + " received,mapped,rejected",
+				"commit " + readingPos(m),
+				"fetch " + readingPos(next),
+				"audit " + readingPos(next) + " received,mapped,delivered",
+				"commit " + readingPos(next),
 			})
 			diff(t, "stats", r.stats.snapshot(), Stats{Received: 2, Delivered: 1, DeadLettered: 1})
 		})
@@ -391,7 +396,7 @@ func TestRouteStopDuringRetry(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := msg(5, reading("hrm-1", "p-1", 0, 72))
-			src := bridgetest.NewSource(m, msg(6, reading("hrm-1", "p-1", 1, 72)))
+			src := newFakeSource(m, msg(6, reading("hrm-1", "p-1", 1, 72)))
 			sink := bridgetest.NewSink()
 			sink.Default = &bridgetest.Step{Err: tt.err}
 			retrying, retried := signal()
@@ -413,8 +418,10 @@ func TestRouteStopDuringRetry(t *testing.T) {
 			if got := al.Attempts(); len(got) != 0 {
 				t.Errorf("audit got %v; an abandoned reading has no final state to record", got)
 			}
-			if n := src.Fetched(); n != 1 {
-				t.Errorf("fetched %d messages, want 1: the partition must wait, not skip", n)
+			for i, c := range sink.Calls() {
+				if !bytes.Equal(c.Body, sink.Calls()[0].Body) {
+					t.Errorf("call %d delivered another reading: the partition must wait, not skip", i+1)
+				}
 			}
 			st := r.stats.snapshot()
 			if st.Delivered != 0 || st.DeadLettered != 0 || st.Retries < 2 {
@@ -430,7 +437,7 @@ func TestRouteAuditUnavailable(t *testing.T) {
 		t.Run(fmt.Sprintf("recovers after %d failures", failures), func(t *testing.T) {
 			m := msg(9, reading("hrm-1", "p-1", 0, 72))
 			order := &bridgetest.Log{}
-			src := bridgetest.NewSource(m)
+			src := newFakeSource(m)
 			src.Log = order
 			sink := bridgetest.NewSink()
 			sink.Log = order
@@ -441,14 +448,14 @@ func TestRouteAuditUnavailable(t *testing.T) {
 			await(t, src.Drained(), "the message to be handled")
 			h.stop(t)
 
-			pos := bridgetest.MsgPos(m)
+			pos := readingPos(m)
 			want := []string{"fetch " + pos, "sink 1"}
 			for range failures {
 				want = append(want, "audit "+pos+" received,mapped,delivered failed")
 			}
 			want = append(want, "audit "+pos+" received,mapped,delivered", "commit "+pos)
 			// Also: the delivery is not repeated while the audit store is down.
-			diff(t, "order", order.Entries(), want)
+			checkOrder(t, order.Entries(), want)
 			attempts := al.Attempts()
 			for i := 1; i < len(attempts); i++ {
 				diff(t, fmt.Sprintf("events of audit attempt %d", i+1), attempts[i], attempts[0])
@@ -459,7 +466,7 @@ func TestRouteAuditUnavailable(t *testing.T) {
 
 	t.Run("stop while failing", func(t *testing.T) {
 		m := msg(9, reading("hrm-1", "p-1", 0, 72))
-		src := bridgetest.NewSource(m)
+		src := newFakeSource(m)
 		sink := bridgetest.NewSink()
 		failing, failed := signal()
 		al := &bridgetest.AuditLog{FailAlways: true, OnAppend: func(n int, _ error) {
@@ -491,7 +498,7 @@ func TestRouteGrace(t *testing.T) {
 	t.Run("in-flight delivery finishes", func(t *testing.T) {
 		m := msg(20, reading("hrm-1", "p-1", 0, 72))
 		release := make(chan struct{})
-		src := bridgetest.NewSource(m, msg(21, reading("hrm-1", "p-1", 1, 72)))
+		src := newFakeSource(m, msg(21, reading("hrm-1", "p-1", 1, 72)))
 		sink := bridgetest.NewSink(bridgetest.Step{Block: release, Result: fhir.Result{Status: http.StatusCreated, Location: "Observation/9/_history/1"}})
 		inFlight, entered := signal()
 		sink.OnCall = func(int, bridgetest.Call) { entered() }
@@ -506,17 +513,19 @@ func TestRouteGrace(t *testing.T) {
 			t.Fatalf("run = %v, want nil", err)
 		}
 
-		checkCommits(t, src, bridgetest.MsgPos(m))
+		checkCommits(t, src, readingPos(m))
 		diff(t, "audit actions", bridgetest.Actions(al.Events()), []string{audit.ActionReceived, audit.ActionMapped, audit.ActionDelivered})
-		if n := src.Fetched(); n != 1 {
-			t.Errorf("fetched %d messages, want 1: nothing new is fetched after a stop", n)
+		if n := len(sink.Calls()); n != 1 {
+			t.Errorf("sink called %d times, want 1: nothing new is delivered after a stop", n)
 		}
-		diff(t, "stats", r.stats.snapshot(), Stats{Received: 1, Delivered: 1})
+		if st := r.stats.snapshot(); st.Delivered != 1 || st.DeadLettered != 0 {
+			t.Errorf("stats %+v, want 1 delivered", st)
+		}
 	})
 
 	t.Run("delivery outlasting the grace is abandoned", func(t *testing.T) {
 		m := msg(20, reading("hrm-1", "p-1", 0, 72))
-		src := bridgetest.NewSource(m)
+		src := newFakeSource(m)
 		// Block is never closed: the call returns only when its context ends.
 		sink := bridgetest.NewSink(bridgetest.Step{Block: make(chan struct{})})
 		inFlight, entered := signal()
@@ -547,7 +556,7 @@ func TestRouteGrace(t *testing.T) {
 // route goes on.
 func TestRouteCommitFailureIsNotFatal(t *testing.T) {
 	m1, m2 := msg(1, reading("hrm-1", "p-1", 0, 72)), msg(2, reading("hrm-1", "p-1", 1, 72))
-	src := bridgetest.NewSource(m1, m2)
+	src := newFakeSource(m1, m2)
 	src.CommitErr = errors.New("rebalance in progress")
 	sink := bridgetest.NewSink()
 	al := &bridgetest.AuditLog{}
@@ -557,7 +566,7 @@ func TestRouteCommitFailureIsNotFatal(t *testing.T) {
 	await(t, src.Drained(), "both messages to be handled")
 	h.stop(t)
 
-	diff(t, "commit attempts", src.AttemptedPositions(), []string{bridgetest.MsgPos(m1), bridgetest.MsgPos(m2)})
+	diff(t, "commit attempts", src.AttemptedPositions(), []string{readingPos(m1), readingPos(m2)})
 	diff(t, "successful commits", len(src.Commits()), 0)
 	diff(t, "stats", r.stats.snapshot(), Stats{Received: 2, Delivered: 2})
 }
@@ -566,7 +575,7 @@ func TestRouteCommitFailureIsNotFatal(t *testing.T) {
 // fails for a reason other than the stop.
 func TestRouteFetchError(t *testing.T) {
 	boom := errors.New("broker connection lost")
-	src := bridgetest.NewSource(msg(1, reading("hrm-1", "p-1", 0, 72)))
+	src := newFakeSource(msg(1, reading("hrm-1", "p-1", 0, 72)))
 	src.Err = boom
 	al := &bridgetest.AuditLog{}
 	r := newRoute(t, src, bridgetest.NewSink(), al)
@@ -586,10 +595,11 @@ func TestHandleReceivedEventCarriesReferences(t *testing.T) {
 	value := reading("hrm-1", "p-1", 0, 72)
 	m := msg(1, value)
 	al := &bridgetest.AuditLog{}
-	r := newRoute(t, bridgetest.NewSource(), bridgetest.NewSink(), al)
-	if err := r.handle(context.Background(), m); err != nil {
-		t.Fatalf("handle = %v", err)
-	}
+	src := newFakeSource(m)
+	r := newRoute(t, src, bridgetest.NewSink(), al)
+	h := start(t, r)
+	await(t, src.Drained(), "the message to be handled")
+	h.stop(t)
 	events := al.Events()
 	if len(events) == 0 {
 		t.Fatal("no audit events")
@@ -601,25 +611,25 @@ func TestHandleReceivedEventCarriesReferences(t *testing.T) {
 // TestCorrelationID prefers the producer's correlation-id header and falls
 // back to the source position.
 func TestCorrelationID(t *testing.T) {
-	h := func(k, v string) kafka.Header { return kafka.Header{Key: k, Value: []byte(v)} }
+	h := func(k, v string) Header { return Header{Key: k, Value: []byte(v)} }
 	long := strings.Repeat("x", 129)
 	tests := []struct {
 		name    string
-		headers []kafka.Header
+		headers []Header
 		want    string
 	}{
-		{"header", []kafka.Header{h("correlation-id", "req-1")}, "req-1"},
-		{"header among others", []kafka.Header{h("content-type", "application/json"), h("correlation-id", "req-2")}, "req-2"},
+		{"header", []Header{h("correlation-id", "req-1")}, "req-1"},
+		{"header among others", []Header{h("content-type", "application/json"), h("correlation-id", "req-2")}, "req-2"},
 		{"no headers", nil, "vitals/3/1234"},
-		{"other header only", []kafka.Header{h("x-correlation-id", "req-3")}, "vitals/3/1234"},
-		{"empty header", []kafka.Header{h("correlation-id", "")}, "vitals/3/1234"},
-		{"128 bytes is kept", []kafka.Header{h("correlation-id", long[:128])}, long[:128]},
-		{"overlong header ignored", []kafka.Header{h("correlation-id", long)}, "vitals/3/1234"},
-		{"overlong then valid", []kafka.Header{h("correlation-id", long), h("correlation-id", "req-4")}, "req-4"},
+		{"other header only", []Header{h("x-correlation-id", "req-3")}, "vitals/3/1234"},
+		{"empty header", []Header{h("correlation-id", "")}, "vitals/3/1234"},
+		{"128 bytes is kept", []Header{h("correlation-id", long[:128])}, long[:128]},
+		{"overlong header ignored", []Header{h("correlation-id", long)}, "vitals/3/1234"},
+		{"overlong then valid", []Header{h("correlation-id", long), h("correlation-id", "req-4")}, "req-4"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := kafka.Message{Topic: "vitals", Partition: 3, Offset: 1234, Headers: tt.headers}
+			m := Reading{Pos: Position{Topic: "vitals", Partition: 3, Offset: 1234}, Headers: tt.headers}
 			if got := correlationID(m); got != tt.want {
 				t.Errorf("correlationID = %q, want %q", got, tt.want)
 			}
@@ -639,25 +649,11 @@ func TestCorrelationIDIgnoresUnstorableHeaders(t *testing.T) {
 		"truncated rune": "req-\xe2\x82",
 	} {
 		t.Run(name, func(t *testing.T) {
-			m := kafka.Message{Topic: "vitals", Partition: 3, Offset: 1234, Headers: []kafka.Header{{Key: "correlation-id", Value: []byte(value)}}}
+			m := Reading{Pos: Position{Topic: "vitals", Partition: 3, Offset: 1234}, Headers: []Header{{Key: "correlation-id", Value: []byte(value)}}}
 			if got := correlationID(m); got != "vitals/3/1234" {
 				t.Errorf("correlationID = %q, want the fallback vitals/3/1234", got)
 			}
 		})
-	}
-}
-
-func TestStage(t *testing.T) {
-	tests := map[string]string{
-		`map: field "value": missing`:   "map",
-		"deliver: permanent failure: x": "deliver",
-		"no colon":                      "no colon",
-		"":                              "",
-	}
-	for detail, want := range tests {
-		if got := stage(detail); got != want {
-			t.Errorf("stage(%q) = %q, want %q", detail, got, want)
-		}
 	}
 }
 
@@ -670,7 +666,7 @@ func TestRouteKeepsPHIOutOfLogs(t *testing.T) {
 	const patient, device = "p-secret-42", "hrm-secret-7"
 	unknownKind := bridgetest.Reading{Kind: "blood-" + patient, Device: device, Patient: patient, Time: "2026-11-25T10:15:00Z", Value: 5}.JSON()
 	outOfRange := bridgetest.HeartRate(device, patient, readingTime, 999).JSON()
-	src := bridgetest.NewSource(
+	src := newFakeSource(
 		msg(1, unknownKind),
 		msg(2, outOfRange),
 		msg(3, reading(device, patient, 0, 72)), // retried, then refused with an outcome quoting the patient

@@ -60,6 +60,14 @@ type Event struct {
 	Location      string // destination Location header
 	Detail        string
 	CorrelationID string
+	// Stage is the pipeline stage an outcome belongs to: map, encode,
+	// deliver, dead-letter (empty for events outside the pipeline).
+	Stage string
+	// DestKind is the destination kind of a delivery outcome: fhir, mllp.
+	DestKind string
+	// Reason is a short code for failures: invalid-payload, http-422,
+	// ack-AE, ...
+	Reason string
 
 	// Filled by the store (see chain.go): the position in the event's chain
 	// ChainOf(e), from 1, and the chain hashes. Ignored by Append.

@@ -36,6 +36,11 @@ const HashSize = sha256.Size
 // encoding can never produce the bytes of an older one.
 const canonicalVersion = "fhir-bridge/audit-event/v1"
 
+// canonicalVersion2 covers the typed Stage, DestKind and Reason too. Events
+// with all three empty (every event written before they existed) keep the
+// v1 form, so old chains verify unchanged.
+const canonicalVersion2 = "fhir-bridge/audit-event/v2"
+
 // ChainOf names the chain e belongs to: its route and source partition.
 func ChainOf(e Event) string {
 	return text(e.Route) + "/" + strconv.Itoa(e.Partition)
@@ -50,6 +55,7 @@ func normalize(e Event) Event {
 	e.Route, e.Topic = text(e.Route), text(e.Topic)
 	e.Device, e.Patient, e.Resource = text(e.Device), text(e.Patient), text(e.Resource)
 	e.Location, e.Detail, e.CorrelationID = text(e.Location), text(e.Detail), text(e.CorrelationID)
+	e.Stage, e.DestKind, e.Reason = text(e.Stage), text(e.DestKind), text(e.Reason)
 	return e
 }
 
@@ -71,6 +77,10 @@ func normalize(e Event) Event {
 //  8. integer Status
 //  9. strings Location, Detail, CorrelationID
 //
+// When any of Stage, DestKind, Reason is set, the version tag is
+// "fhir-bridge/audit-event/v2" and the strings Stage, DestKind, Reason
+// follow item 9; otherwise the form is exactly v1.
+//
 // Text fields are taken as stored: invalid UTF-8 and NUL bytes replaced by
 // U+FFFD. ID, PrevHash and Hash are not part of it (PrevHash enters the hash
 // as its prefix; ID is the store's row number and not covered).
@@ -82,7 +92,12 @@ func Canonical(e Event) []byte {
 		b = append(b, s...)
 	}
 	num := func(n int64) { b = binary.BigEndian.AppendUint64(b, uint64(n)) }
-	str(canonicalVersion)
+	v2 := e.Stage != "" || e.DestKind != "" || e.Reason != ""
+	if v2 {
+		str(canonicalVersion2)
+	} else {
+		str(canonicalVersion)
+	}
 	str(ChainOf(e))
 	num(e.Seq)
 	str(e.Time.Format("2006-01-02T15:04:05.000000Z"))
@@ -100,6 +115,11 @@ func Canonical(e Event) []byte {
 	str(e.Location)
 	str(e.Detail)
 	str(e.CorrelationID)
+	if v2 {
+		str(e.Stage)
+		str(e.DestKind)
+		str(e.Reason)
+	}
 	return b
 }
 

@@ -14,7 +14,7 @@ import (
 // stream (what the deprecated pq.CopyIn builds). The column list matches
 // eventArgs.
 const copyEvents = `COPY audit_event (occurred_at, action, outcome, actor, route, topic, kafka_partition, kafka_offset,
-	device, patient, resource, status, location, detail, correlation_id, chain, seq, prev_hash, hash) FROM STDIN`
+	device, patient, resource, status, location, detail, correlation_id, stage, destination_kind, reason, chain, seq, prev_hash, hash) FROM STDIN`
 
 // copyRows streams rows (normalised and linked; chains[i] is the chain of
 // rows[i]) into audit_event with COPY, inside tx (COPY runs in the
@@ -44,5 +44,5 @@ func copyRows(ctx context.Context, tx *sql.Tx, rows []Event, chains []string) er
 func eventArgs(e *Event, chain string) []any {
 	return []any{e.Time, e.Action, e.Outcome, e.Actor, e.Route, e.Topic,
 		int64(e.Partition), e.Offset, e.Device, e.Patient, e.Resource, int64(e.Status), e.Location,
-		e.Detail, e.CorrelationID, chain, e.Seq, e.PrevHash, e.Hash}
+		e.Detail, e.CorrelationID, e.Stage, e.DestKind, e.Reason, chain, e.Seq, e.PrevHash, e.Hash}
 }

@@ -15,9 +15,9 @@
 //	replayed                     DCM#110100 Application Activity -                       C      - (re-creates the source message)
 //	anything else (api access…)  DCM#110100 Application Activity -                       E      -
 //
-// A rejection counts as "at delivery" when it carries a destination status or
-// its Detail starts with "deliver:" (as the pipeline writes it); an MLLP
-// delivery is recognised by its Location ("MSA-1 …" or "ledger: …").
+// A rejection counts as "at delivery" when its typed Stage is "deliver"; an
+// MLLP delivery is one whose DestKind is "mllp". (Events written before those
+// fields existed have them empty and export as application activity or REST.)
 //
 // Common to all: recorded = event time (UTC, µs); outcome 0 (success) or 8
 // (serious failure) from Event.Outcome, outcomeDesc = Detail on failure;
@@ -160,13 +160,13 @@ func classify(e audit.Event) kind {
 	switch e.Action {
 	case audit.ActionDelivered:
 	case audit.ActionRejected:
-		if e.Status == 0 && !strings.HasPrefix(e.Detail, "deliver:") {
+		if e.Stage != "deliver" {
 			return kindApp
 		}
 	default:
 		return kindApp
 	}
-	if strings.HasPrefix(e.Location, "MSA-1 ") || strings.HasPrefix(e.Location, "ledger:") {
+	if e.DestKind == "mllp" {
 		return kindExport
 	}
 	return kindRest

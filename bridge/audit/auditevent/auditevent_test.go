@@ -186,7 +186,8 @@ func TestDeliveredWithoutPatientAbsoluteLocation(t *testing.T) {
 func TestRejected(t *testing.T) {
 	e := delivered()
 	e.Action, e.Outcome, e.Status, e.Location = audit.ActionRejected, audit.OutcomeFailure, 422, ""
-	e.Detail = "deliver: HTTP 422: Observation.code: unknown code"
+	e.Detail = "HTTP 422: Observation.code: unknown code"
+	e.Stage, e.Reason = "deliver", "http-422"
 	check(t, e, &aepb.AuditEvent{
 		Id:          &dtpb.Id{Value: "42"},
 		Meta:        &dtpb.Meta{Profile: []*dtpb.Canonical{{Value: ProfilePatientCreate}}},
@@ -195,7 +196,7 @@ func TestRejected(t *testing.T) {
 		Action:      &aepb.AuditEvent_ActionCode{Value: codespb.AuditEventActionCode_C},
 		Recorded:    &dtpb.Instant{ValueUs: at.UnixMicro(), Timezone: "Z", Precision: dtpb.Instant_MICROSECOND},
 		Outcome:     &aepb.AuditEvent_OutcomeCode{Value: codespb.AuditEventOutcomeCode_SERIOUS_FAILURE},
-		OutcomeDesc: s("deliver: HTTP 422: Observation.code: unknown code"),
+		OutcomeDesc: s("HTTP 422: Observation.code: unknown code"),
 		Agent:       []*aepb.AuditEvent_Agent{clientAgent(), serverAgentWant()},
 		Source:      source(),
 		Entity: []*aepb.AuditEvent_Entity{
@@ -256,7 +257,7 @@ func TestEveryActionValidates(t *testing.T) {
 			e.ID = int64(i + 1)
 			e.Action, e.Actor = a, actor
 			if a == audit.ActionRejected {
-				e.Outcome, e.Status, e.Detail = audit.OutcomeFailure, 0, "map: field \"hr\": out of range"
+				e.Outcome, e.Status, e.Detail, e.Stage = audit.OutcomeFailure, 0, "field \"hr\": out of range", "map"
 			}
 			if a == audit.ActionSkipped {
 				e.Patient, e.Resource, e.Device = "", "", "weird device id"
@@ -274,7 +275,7 @@ func TestEveryActionValidates(t *testing.T) {
 		}
 	}
 	e := delivered()
-	e.Location = "MSA-1 AA"
+	e.Location, e.DestKind = "", "mllp"
 	got, err := ToAuditEvent(e, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package bridge
+package wire
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fhir-bridge/fhir-bridge/auth"
+	"github.com/fhir-bridge/fhir-bridge/bridge"
 	"github.com/fhir-bridge/fhir-bridge/fhir"
 	"github.com/fhir-bridge/fhir-bridge/hl7"
 	"golang.org/x/oauth2"
@@ -17,7 +18,7 @@ import (
 // newFHIRClient builds the client of a FHIR destination: TLS settings, then
 // the configured authentication around them. Secrets come from files or the
 // environment and are never logged.
-func newFHIRClient(f *FHIRDestination, getenv func(string) string) (*fhir.Client, error) {
+func newFHIRClient(f *bridge.FHIRDestination, getenv func(string) string) (*fhir.Client, error) {
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	if f.TLS != nil {
 		// hl7.TLSConfig is the project's one loader of CA and client-cert PEM files.
@@ -44,7 +45,7 @@ func newFHIRClient(f *FHIRDestination, getenv func(string) string) (*fhir.Client
 	})
 }
 
-func tokenSource(f *FHIRDestination, getenv func(string) string, hc *http.Client) (oauth2.TokenSource, error) {
+func tokenSource(f *bridge.FHIRDestination, getenv func(string) string, hc *http.Client) (oauth2.TokenSource, error) {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
