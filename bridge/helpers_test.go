@@ -316,3 +316,17 @@ func checkOrder(t *testing.T, got, want []string) {
 		diff(t, "order of "+k+" entries", g, w)
 	}
 }
+
+// waitUntil polls cond until it holds, failing the test after waitLimit.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", waitLimit, what)
+		}
+		<-tick.C
+	}
+}

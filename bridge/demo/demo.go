@@ -17,6 +17,8 @@ import (
 
 	"github.com/fhir-bridge/fhir-bridge/bridge"
 	"github.com/fhir-bridge/fhir-bridge/bridge/audit"
+	"github.com/fhir-bridge/fhir-bridge/bridge/kafka"
+	"github.com/fhir-bridge/fhir-bridge/bridge/wire"
 	"github.com/fhir-bridge/fhir-bridge/fhir"
 	"github.com/fhir-bridge/fhir-bridge/fhir/fhirsandbox"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -73,21 +75,30 @@ func Run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 		Kafka:         bridge.KafkaConfig{Brokers: []string{kafkaAddr}},
 		ShutdownGrace: 5 * time.Second,
 		Routes: []bridge.RouteConfig{{
-			Name:        "demo-heart-rate",
-			Topic:       o.Topic,
-			Destination: bridge.DestinationConfig{FHIR: &bridge.FHIRDestination{BaseURL: ehrURL}},
+			Name:          "demo-heart-rate",
+			Topic:         o.Topic,
+			StartPosition: bridge.StartEarliest, // the fleet may start before the group has joined
+			Destination:   bridge.DestinationConfig{FHIR: &bridge.FHIRDestination{BaseURL: ehrURL}},
 		}},
 	}
 	cfg.SetDefaults()
 	store := audit.NewMemory()
-	b, err := bridge.New(cfg, bridge.Deps{
-		Sources: func(rc bridge.RouteConfig) bridge.Source { return bridge.NewKafkaSource(cfg.Kafka.Brokers, rc, o.Log) },
-		DeadLetters: func(rc bridge.RouteConfig) bridge.DeadLetterSink {
-			return bridge.NewDeadLetterWriter(cfg.Kafka.Brokers, rc.DeadLetterTopic)
+	noEnv := func(string) string { return "" }
+	specs, err := wire.Routes(cfg, wire.Deps{
+		Source: func(rc bridge.RouteConfig) (bridge.Source, error) {
+			return kafka.NewSource(cfg.Kafka, rc, noEnv, o.Log)
 		},
-		Audit: store, Ledger: store, Codec: codec, Log: o.Log,
+		DeadLetters: func(rc bridge.RouteConfig) (bridge.DeadLetters, error) {
+			return kafka.NewDeadLetterWriter(cfg.Kafka, rc, noEnv)
+		},
+		Ledger: store, Codec: codec, Log: o.Log,
 	})
 	if err != nil {
+		return Result{}, err
+	}
+	b, err := bridge.New(specs, bridge.Options{Audit: store, Retry: wire.Retry(cfg), Grace: cfg.ShutdownGrace, Log: o.Log})
+	if err != nil {
+		wire.Close(specs)
 		return Result{}, err
 	}
 	fmt.Fprintf(out, "demo: kafka=%s topic=%s ehr=%s devices=%d rate=%g/s\n", kafkaAddr, o.Topic, ehrURL, o.Devices, o.Rate)

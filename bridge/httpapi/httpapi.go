@@ -5,7 +5,8 @@
 //	GET  /v1/audit            search the audit trail (scope "audit.read")
 //	GET  /healthz             liveness
 //	GET  /readyz              readiness of Kafka, PostgreSQL, destinations
-//	GET  /metrics             Prometheus text exposition
+//
+// Metrics are served on the separate operations listener (bridge/metrics).
 //
 // Every call to /v1 is verified (OIDC bearer token) and audited with the
 // token's subject. Request bodies are bounded; payloads and tokens never
@@ -21,7 +22,6 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -113,9 +113,7 @@ type Config struct {
 	// AuditEvents renders audit events as a FHIR Bundle of AuditEvents
 	// (FHIR JSON). Nil: the endpoint answers 404.
 	AuditEvents func(events []audit.Event) ([]byte, error)
-	// Metrics writes the Prometheus text exposition.
-	Metrics func(w io.Writer)
-	Log     *slog.Logger
+	Log         *slog.Logger
 	// MaxBody bounds a request body. Default: 1 MiB.
 	MaxBody int64
 	// MaxReadings bounds the readings in one ingest call. Default: 1000.
@@ -149,7 +147,6 @@ func New(cfg Config) http.Handler {
 	a := &api{cfg: cfg}
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", a.ready)
-	r.GET("/metrics", a.metrics)
 	v1 := r.Group("/v1", a.audited)
 	v1.POST("/ingest/:route", auth.Middleware(cfg.Verifier, ScopeIngest), a.ingest)
 	v1.GET("/audit", auth.Middleware(cfg.Verifier, ScopeAuditRead), a.auditSearch)
@@ -413,54 +410,6 @@ func (a *api) ready(c *gin.Context) {
 		res[ch.Name] = "ok"
 	}
 	c.JSON(status, res)
-}
-
-func (a *api) metrics(c *gin.Context) {
-	c.Header("Content-Type", "text/plain; version=0.0.4")
-	c.Status(http.StatusOK)
-	if a.cfg.Metrics != nil {
-		a.cfg.Metrics(c.Writer)
-	}
-}
-
-// Counter is one Prometheus sample; Type is "counter" (default) or "gauge".
-type Counter struct {
-	Name, Help string
-	Type       string
-	Labels     map[string]string
-	Value      float64
-}
-
-// WriteCounters renders counters in the Prometheus text format.
-func WriteCounters(w io.Writer, cs []Counter) {
-	byName := map[string][]Counter{}
-	var names []string
-	for _, c := range cs {
-		if _, ok := byName[c.Name]; !ok {
-			names = append(names, c.Name)
-		}
-		byName[c.Name] = append(byName[c.Name], c)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		typ := byName[n][0].Type
-		if typ == "" {
-			typ = "counter"
-		}
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", n, byName[n][0].Help, n, typ)
-		for _, c := range byName[n] {
-			var ls []string
-			for k, v := range c.Labels {
-				ls = append(ls, fmt.Sprintf("%s=%q", k, v))
-			}
-			sort.Strings(ls)
-			lbl := ""
-			if len(ls) > 0 {
-				lbl = "{" + strings.Join(ls, ",") + "}"
-			}
-			fmt.Fprintf(w, "%s%s %g\n", n, lbl, c.Value)
-		}
-	}
 }
 
 // deadLetters lists (dryRun) or replays a route's dead letters, filtered by

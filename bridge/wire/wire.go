@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"time"
 
 	"github.com/fhir-bridge/fhir-bridge/bridge"
@@ -143,4 +145,44 @@ func newMLLPPool(m *bridge.MLLPDestination) (*hl7.Pool, error) {
 		cfg.TLS = tc
 	}
 	return hl7.NewPool(cfg)
+}
+
+// Check is a named readiness check.
+type Check struct {
+	Name string
+	Run  func(ctx context.Context) error
+}
+
+// DestinationChecks are readiness checks that every route's destination
+// accepts connections: a TCP connection to the FHIR server or the MLLP
+// engine (nothing is sent; authentication problems show in the delivery
+// outcomes and metrics).
+func DestinationChecks(cfg bridge.Config) []Check {
+	var out []Check
+	for _, rc := range cfg.Routes {
+		var addr string
+		switch {
+		case rc.Destination.MLLP != nil:
+			addr = rc.Destination.MLLP.Address
+		case rc.Destination.FHIR != nil:
+			u, err := url.Parse(rc.Destination.FHIR.BaseURL)
+			if err != nil {
+				continue
+			}
+			port := u.Port()
+			if port == "" {
+				port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+			}
+			addr = net.JoinHostPort(u.Hostname(), port)
+		}
+		out = append(out, Check{Name: "destination:" + rc.Name, Run: func(ctx context.Context) error {
+			var d net.Dialer
+			c, err := d.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return fmt.Errorf("%s: %w", addr, err)
+			}
+			return c.Close()
+		}})
+	}
+	return out
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,15 +13,21 @@ import (
 	"github.com/fhir-bridge/fhir-bridge/bridge"
 	"github.com/fhir-bridge/fhir-bridge/bridge/audit"
 	"github.com/fhir-bridge/fhir-bridge/bridge/httpapi"
-	"github.com/segmentio/kafka-go"
+	"github.com/fhir-bridge/fhir-bridge/bridge/kafka"
+	"github.com/fhir-bridge/fhir-bridge/bridge/metrics"
 )
 
-// startAPI serves the HTTP API when configured and returns the function that
-// shuts it down gracefully (in-flight requests get 10 s).
-func startAPI(ctx context.Context, cfg bridge.Config, b *bridge.Bridge, store *audit.Postgres, log *slog.Logger) (func(), error) {
-	if cfg.API.Listen == "" {
-		return func() {}, nil
-	}
+// apiServer is the HTTP API (docs/api.md) on its listener.
+type apiServer struct {
+	srv *http.Server
+	ln  net.Listener
+	tls bool
+	pub *kafka.Publisher
+	cfg bridge.APIConfig
+}
+
+// newAPIServer builds the API and binds its listener.
+func newAPIServer(ctx context.Context, cfg bridge.Config, getenv func(string) string, store *audit.Postgres, checks []metrics.Check, log *slog.Logger) (*apiServer, error) {
 	routes := map[string]httpapi.RouteMapper{}
 	for _, rc := range cfg.Routes {
 		m, err := bridge.LoadMapper(rc.Templates, bridge.MapperOptions{DefaultPatientID: rc.DefaultPatient})
@@ -35,76 +40,58 @@ func startAPI(ctx context.Context, cfg bridge.Config, b *bridge.Bridge, store *a
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
-	pub := bridge.NewPublisher(cfg)
-	client := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Timeout: 3 * time.Second}
+	pub, err := kafka.NewPublisher(cfg, getenv)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	var hc []httpapi.Check
+	for _, c := range checks {
+		hc = append(hc, httpapi.Check{Name: c.Name, Run: c.Run})
+	}
 	h := httpapi.New(httpapi.Config{
 		Verifier: v, Publish: pub, Audit: store, Routes: routes, Log: log, MaxBody: cfg.API.MaxBody,
 		AuditEvents: func(events []audit.Event) ([]byte, error) { return auditBundleJSON(events, cfg) },
-		DeadLetters: deadLetterService{cfg: cfg, audit: store},
-		Checks: []httpapi.Check{
-			{Name: "kafka", Run: func(ctx context.Context) error {
-				_, err := client.Metadata(ctx, &kafka.MetadataRequest{})
-				return err
-			}},
-			{Name: "postgres", Run: func(ctx context.Context) error {
-				_, err := store.List(ctx, audit.Filter{Limit: 1})
-				return err
-			}},
-		},
-		Metrics: func(w io.Writer) {
-			s := b.Stats()
-			secs, batches := b.Handling()
-			cs := []httpapi.Counter{
-				{Name: "fhir_bridge_handling_seconds_sum", Help: "Time from fetch to commit of handled batches.", Value: secs},
-				{Name: "fhir_bridge_handling_seconds_count", Help: "Handled batches.", Value: float64(batches)},
-				{Name: "fhir_bridge_messages_received_total", Help: "Messages fetched from Kafka.", Value: float64(s.Received)},
-				{Name: "fhir_bridge_messages_delivered_total", Help: "Messages whose readings were all delivered.", Value: float64(s.Delivered)},
-				{Name: "fhir_bridge_messages_dead_lettered_total", Help: "Messages with a rejected reading, sent to the dead-letter topic.", Value: float64(s.DeadLettered)},
-				{Name: "fhir_bridge_delivery_retries_total", Help: "Retryable delivery failures that were retried.", Value: float64(s.Retries)},
-			}
-			for route, lag := range b.Lag() {
-				cs = append(cs, httpapi.Counter{Name: "fhir_bridge_consumer_lag", Type: "gauge", Help: "Messages the route's consumer is behind.",
-					Labels: map[string]string{"route": route}, Value: float64(lag)})
-			}
-			httpapi.WriteCounters(w, cs)
-		},
+		DeadLetters: deadLetterService{cfg: cfg, getenv: getenv, audit: store},
+		Checks:      hc,
 	})
 	ln, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
 		pub.Close()
 		return nil, fmt.Errorf("api: %w", err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		var err error
-		if cfg.API.TLSCertFile != "" {
-			err = srv.ServeTLS(ln, cfg.API.TLSCertFile, cfg.API.TLSKeyFile)
-		} else {
-			err = srv.Serve(ln)
-		}
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("api stopped", "err", err)
-		}
-	}()
 	log.Info("api listening", "addr", ln.Addr().String())
-	return func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			log.Warn("api shutdown", "err", err)
-		}
-		<-done
-		pub.Close()
+	return &apiServer{
+		srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+			WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute},
+		ln: ln, tls: cfg.API.TLSCertFile != "", pub: pub, cfg: cfg.API,
 	}, nil
+}
+
+// Serve serves until Shutdown (nil) or a failure (the error).
+func (a *apiServer) Serve() error {
+	var err error
+	if a.tls {
+		err = a.srv.ServeTLS(a.ln, a.cfg.TLSCertFile, a.cfg.TLSKeyFile)
+	} else {
+		err = a.srv.Serve(a.ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown lets requests in flight finish (10 s) and closes the publisher.
+func (a *apiServer) Shutdown(log *slog.Logger) {
+	shutdown(a.srv.Shutdown, log, "api")
+	a.pub.Close()
 }
 
 // deadLetterService serves the API's dead-letter endpoints with bridge.Replay.
 type deadLetterService struct {
-	cfg   bridge.Config
-	audit bridge.AuditLog
+	cfg    bridge.Config
+	getenv func(string) string
+	audit  bridge.AuditLog
 }
 
 func (d deadLetterService) DeadLetters(ctx context.Context, route string, f httpapi.DeadLetterFilter, dryRun bool, actor string) ([]httpapi.DeadLetter, int, error) {
@@ -117,9 +104,9 @@ func (d deadLetterService) DeadLetters(ctx context.Context, route string, f http
 	if rc == nil {
 		return nil, 0, fmt.Errorf("unknown route %q", route)
 	}
-	res, err := bridge.Replay(ctx, bridge.ReplayOptions{
-		Brokers: d.cfg.Kafka.Brokers, Route: *rc, DryRun: dryRun, Audit: d.audit, Actor: actor,
-		Filter: bridge.ReplayFilter{Since: f.Since, Until: f.Until, Device: f.Device, Reason: f.Reason},
+	res, err := kafka.Replay(ctx, kafka.ReplayOptions{
+		Kafka: d.cfg.Kafka, Getenv: d.getenv, Route: *rc, DryRun: dryRun, Audit: d.audit, Actor: actor,
+		Filter: kafka.ReplayFilter{Since: f.Since, Until: f.Until, Device: f.Device, Reason: f.Reason},
 	})
 	out := make([]httpapi.DeadLetter, len(res.Matched))
 	for i, m := range res.Matched {

@@ -8,8 +8,6 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
-	"github.com/coreos/go-oidc/v3/oidc/oidctest"
-	"github.com/fhir-bridge/fhir-bridge/bridge/bridgetest"
 	"io"
 	"net"
 	"net/http"
@@ -21,6 +19,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc/oidctest"
+	"github.com/fhir-bridge/fhir-bridge/bridge/bridgetest"
 
 	"github.com/fhir-bridge/fhir-bridge/auth"
 	"github.com/fhir-bridge/fhir-bridge/auth/authtest"
@@ -150,6 +151,8 @@ func writeConfig(t testing.TB, broker, dsn, route, topic, ehrURL string) string 
 	t.Helper()
 	cfg := fmt.Sprintf(`kafka:
   brokers: [%q]
+ops:
+  listen: 127.0.0.1:0
 audit:
   dsn: %q
 shutdown_grace: 500ms
@@ -159,6 +162,7 @@ retry:
 routes:
   - name: %s
     topic: %s
+    start_position: earliest
     destination:
       fhir:
         base_url: %s
@@ -172,6 +176,25 @@ routes:
 }
 
 type syncBuffer = bridgetest.SyncBuffer
+
+// opsAddr waits for the bridge's "ops listening" log line and returns its
+// address.
+func opsAddr(t testing.TB, logs *syncBuffer) string {
+	t.Helper()
+	var addr string
+	waitFor(t, 30*time.Second, "the ops listener", func() bool {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, `msg="ops listening"`) {
+				if i := strings.Index(line, "addr="); i >= 0 {
+					addr = strings.Fields(line[i+len("addr="):])[0]
+					return true
+				}
+			}
+		}
+		return false
+	})
+	return addr
+}
 
 // startBridge runs `fhir-bridge run --config path` until the returned stop
 // function is called; stop waits for run to return and returns its error.
@@ -607,6 +630,8 @@ func TestTwoRoutesOutageAndRestart(t *testing.T) {
 
 	cfg := fmt.Sprintf(`kafka:
   brokers: [%q]
+ops:
+  listen: 127.0.0.1:0
 audit:
   dsn: %q
 shutdown_grace: 500ms
@@ -614,10 +639,12 @@ retry: {initial: 10ms, max: 100ms}
 routes:
   - name: %s
     topic: %s
+    start_position: earliest
     destination:
       fhir: {base_url: %s}
   - name: %s
     topic: %s
+    start_position: earliest
     destination:
       mllp: {address: %q, connections: 2, ack_timeout: 2s}
 `, broker, dsn, fhirRoute, topic, ehr.URL, mllpRoute, topic, engine.Addr())
@@ -713,11 +740,13 @@ func TestSMARTBackendServices(t *testing.T) {
 	produce(t, broker, topic, reading("hrm-1", "p-1", at, "70"), reading("hrm-2", "p-2", at, "71"), reading("hrm-3", "p-3", at, "72"))
 
 	cfg := fmt.Sprintf(`kafka: {brokers: [%q]}
+ops: {listen: "127.0.0.1:0"}
 audit: {dsn: %q}
 retry: {initial: 10ms, max: 100ms}
 routes:
   - name: %s
     topic: %s
+    start_position: earliest
     destination:
       fhir:
         base_url: %s
@@ -789,6 +818,7 @@ func TestIngestAPI(t *testing.T) {
 	apiAddr := ln.Addr().String()
 	ln.Close()
 	cfg := fmt.Sprintf(`kafka: {brokers: [%q]}
+ops: {listen: "127.0.0.1:0"}
 audit: {dsn: %q}
 api:
   listen: %q
@@ -796,6 +826,7 @@ api:
 routes:
   - name: %s
     topic: %s
+    start_position: earliest
     destination:
       fhir: {base_url: %s}
 `, broker, dsn, apiAddr, idpSrv.URL, route, topic, ehr.URL)
@@ -855,12 +886,37 @@ routes:
 		code, b := get("/v1/audit?patient=Patient/secret-api-patient&action=delivered")
 		return code == 200 && strings.Contains(string(b), `"Action":"delivered"`)
 	})
-	if code, m := get("/metrics"); code != 200 || !strings.Contains(string(m), "fhir_bridge_messages_delivered_total 1") ||
-		!strings.Contains(string(m), `fhir_bridge_consumer_lag{route="`+route+`"}`) {
+	// Metrics and readiness are on the operations listener, without a token.
+	ops := opsAddr(t, logs)
+	opsGet := func(path string) (int, string) {
+		resp, err := http.Get("http://" + ops + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	waitFor(t, 10*time.Second, "the committed lag in the metrics", func() bool {
+		_, m := opsGet("/metrics")
+		for _, line := range strings.Split(m, "\n") {
+			if strings.HasPrefix(line, "fhir_bridge_committed_lag_readings{") && strings.Contains(line, `route="`+route+`"`) {
+				return true
+			}
+		}
+		return false
+	})
+	if code, m := opsGet("/metrics"); code != 200 ||
+		!strings.Contains(m, `fhir_bridge_unit_outcomes_total{dest="fhir",outcome="delivered",reason="none",route="`+route+`",status="201"} 1`) ||
+		!strings.Contains(m, `fhir_bridge_end_to_end_latency_seconds_count{dest="fhir",route="`+route+`"} 1`) ||
+		!strings.Contains(m, "fhir_bridge_build_info") {
 		t.Errorf("metrics %d:\n%s", code, m)
 	}
-	if code, r := get("/readyz"); code != 200 || !strings.Contains(string(r), `"postgres":"ok"`) {
+	if code, r := opsGet("/readyz"); code != 200 || !strings.Contains(r, `"postgres":"ok"`) || !strings.Contains(r, `"destination:`+route+`":"ok"`) {
 		t.Errorf("readyz %d %s", code, r)
+	}
+	if code, _ := get("/metrics"); code != 404 {
+		t.Errorf("API /metrics %d, want 404: metrics are on the ops listener", code)
 	}
 	code, body := get("/v1/audit/AuditEvent?patient=Patient/secret-api-patient")
 	if code != 200 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fhir-bridge/fhir-bridge/bridge"
 	"github.com/fhir-bridge/fhir-bridge/bridge/audit"
+	"github.com/fhir-bridge/fhir-bridge/bridge/kafka"
 )
 
 func runReplay(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -33,7 +34,7 @@ func runReplay(ctx context.Context, args []string, getenv func(string) string, s
 	if *configPath == "" || *routeName == "" {
 		return &usageError{"replay: --config and --route are required"}
 	}
-	var f bridge.ReplayFilter
+	var f kafka.ReplayFilter
 	for _, t := range []struct {
 		flag string
 		val  string
@@ -62,7 +63,7 @@ func runReplay(ctx context.Context, args []string, getenv func(string) string, s
 	if rc == nil {
 		return &usageError{fmt.Sprintf("replay: no route %q in %s", *routeName, *configPath)}
 	}
-	opts := bridge.ReplayOptions{Brokers: cfg.Kafka.Brokers, Route: *rc, Filter: f, DryRun: *dryRun, Actor: actor(getenv)}
+	opts := kafka.ReplayOptions{Kafka: cfg.Kafka, Getenv: getenv, Route: *rc, Filter: f, DryRun: *dryRun, Actor: actor(getenv)}
 	if !*dryRun {
 		store, err := audit.OpenPostgres(ctx, cfg.Audit.DSN)
 		if err != nil {
@@ -71,7 +72,7 @@ func runReplay(ctx context.Context, args []string, getenv func(string) string, s
 		defer store.Close()
 		opts.Audit = store
 	}
-	res, err := bridge.Replay(ctx, opts)
+	res, err := kafka.Replay(ctx, opts)
 	for _, r := range res.Matched {
 		fmt.Fprintf(stdout, "%s/%d/%d stage=%s reason=%s device=%s last_attempt=%s\n", rc.DeadLetterTopic, r.Partition, r.Offset,
 			r.Stage, r.Reason, r.Device, r.LastAttempt.Format(time.RFC3339))

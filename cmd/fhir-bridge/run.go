@@ -15,7 +15,13 @@ import (
 
 	"github.com/fhir-bridge/fhir-bridge/bridge"
 	"github.com/fhir-bridge/fhir-bridge/bridge/audit"
+	"github.com/fhir-bridge/fhir-bridge/bridge/kafka"
+	"github.com/fhir-bridge/fhir-bridge/bridge/metrics"
+	"github.com/fhir-bridge/fhir-bridge/bridge/tracing"
+	"github.com/fhir-bridge/fhir-bridge/bridge/wire"
 	"github.com/fhir-bridge/fhir-bridge/fhir"
+	rungroup "github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // stdin is where commands read "-"; run's signature keeps to the streams
@@ -156,41 +162,144 @@ func runBridge(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer store.Close()
+	return serve(ctx, cfg, *configPath, getenv, store, log)
+}
+
+// serve runs the bridge's actors in one group: the pipeline, the operations
+// listener and the API. The first to end (a stop, or a failure of any)
+// stops the others; every exit path drains the pipeline within its grace
+// and leaves the Kafka groups.
+func serve(ctx context.Context, cfg bridge.Config, path string, getenv func(string) string, store *audit.Postgres, log *slog.Logger) error {
 	codec, err := fhir.NewCodec()
 	if err != nil {
 		return err
 	}
-	b, err := bridge.New(cfg, bridge.Deps{
-		Sources: func(rc bridge.RouteConfig) bridge.Source { return bridge.NewKafkaSource(cfg.Kafka.Brokers, rc, log) },
-		DeadLetters: func(rc bridge.RouteConfig) bridge.DeadLetterSink {
-			return bridge.NewDeadLetterWriter(cfg.Kafka.Brokers, rc.DeadLetterTopic)
+	reg := prometheus.NewRegistry()
+	obs := metrics.New(reg, versionString())
+	tp, stopTracing, err := tracing.Setup(ctx, cfg.Tracing, versionString())
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("flushing traces", "err", err)
+		}
+	}()
+	var sources []*kafka.Source
+	specs, err := wire.Routes(cfg, wire.Deps{
+		Source: func(rc bridge.RouteConfig) (bridge.Source, error) {
+			s, err := kafka.NewSource(cfg.Kafka, rc, getenv, log)
+			if err == nil {
+				sources = append(sources, s)
+			}
+			return s, err
 		},
-		Audit: store, Ledger: store, Codec: codec, Log: log,
+		DeadLetters: func(rc bridge.RouteConfig) (bridge.DeadLetters, error) {
+			return kafka.NewDeadLetterWriter(cfg.Kafka, rc, getenv)
+		},
+		Ledger: store, Codec: codec, Log: log,
 	})
 	if err != nil {
 		return err
 	}
+	b, err := bridge.New(specs, bridge.Options{Audit: store, Retry: wire.Retry(cfg), Grace: cfg.ShutdownGrace,
+		Observer: obs, Tracer: tp.Tracer("github.com/fhir-bridge/fhir-bridge"), Log: log})
+	if err != nil {
+		wire.Close(specs)
+		return err
+	}
+	// The configuration in force is part of the record (HIPAA audit
+	// controls): which routes, destinations and templates were running.
+	if err := store.Append(ctx, configLoaded(cfg, path)); err != nil {
+		wire.Close(specs)
+		return err
+	}
+
+	var g rungroup.Group
+	// The pipeline: a stop cancels its context; it drains within the grace.
+	pipeCtx, stopPipe := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPipe()
+	g.Add(func() error { return b.Run(pipeCtx) }, func(error) { stopPipe() })
+
+	// The process's own stop (SIGINT, SIGTERM, SIGHUP: see main).
+	stopped := make(chan struct{})
+	g.Add(func() error {
+		select {
+		case <-ctx.Done():
+		case <-stopped:
+		}
+		return nil
+	}, func(error) { close(stopped) })
+
+	checks := readinessChecks(cfg, getenv, store, sources)
+	if cfg.Ops.Listen != "off" {
+		ops, err := metrics.Listen(cfg.Ops.Listen, metrics.Handler(reg, checks), log)
+		if err != nil {
+			wire.Close(specs)
+			return fmt.Errorf("ops.listen: %w", err)
+		}
+		log.Info("ops listening", "addr", ops.Addr())
+		g.Add(func() error {
+			if err := ops.Serve(); err != nil {
+				return fmt.Errorf("ops listener: %w", err)
+			}
+			return nil
+		}, func(error) { shutdown(ops.Shutdown, log, "ops") })
+	}
+	if cfg.API.Listen != "" {
+		api, err := newAPIServer(ctx, cfg, getenv, store, checks, log)
+		if err != nil {
+			wire.Close(specs)
+			return err
+		}
+		g.Add(func() error {
+			if err := api.Serve(); err != nil {
+				return fmt.Errorf("api: %w", err)
+			}
+			return nil
+		}, func(error) { api.Shutdown(log) })
+	}
+
 	names := make([]string, len(cfg.Routes))
 	for i, r := range cfg.Routes {
 		names[i] = r.Name
 	}
-	// The configuration in force is part of the record (HIPAA audit
-	// controls): which routes, destinations and templates were running.
-	if err := store.Append(ctx, configLoaded(cfg, *configPath)); err != nil {
-		return err
-	}
-	stopAPI, err := startAPI(ctx, cfg, b, store, log)
-	if err != nil {
-		return err
-	}
 	log.Info("bridge started", "version", versionString(), "routes", strings.Join(names, ","))
-	err = b.Run(ctx)
-	// Shut the API after the pipeline: readings accepted while it drained
-	// are already in Kafka and will be consumed after a restart.
-	stopAPI()
+	err = g.Run()
 	s := b.Stats()
 	log.Info("bridge stopped", "received", s.Received, "delivered", s.Delivered, "dead_lettered", s.DeadLettered, "retries", s.Retries)
 	return err
+}
+
+// shutdown stops a server within 10 s, logging a failure.
+func shutdown(f func(context.Context) error, log *slog.Logger, what string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f(ctx); err != nil {
+		log.Warn(what+" shutdown", "err", err)
+	}
+}
+
+// readinessChecks are what /readyz asks: Kafka and every route topic,
+// PostgreSQL, and every destination reachable.
+func readinessChecks(cfg bridge.Config, getenv func(string) string, store *audit.Postgres, sources []*kafka.Source) []metrics.Check {
+	var topics []string
+	for _, rc := range cfg.Routes {
+		topics = append(topics, rc.Topic)
+	}
+	checks := []metrics.Check{
+		{Name: "kafka", Run: func(ctx context.Context) error { return kafka.Check(ctx, cfg.Kafka, getenv, topics) }},
+		{Name: "postgres", Run: func(ctx context.Context) error {
+			_, err := store.List(ctx, audit.Filter{Limit: 1})
+			return err
+		}},
+	}
+	for _, c := range wire.DestinationChecks(cfg) {
+		checks = append(checks, metrics.Check{Name: c.Name, Run: c.Run})
+	}
+	return checks
 }
 
 func runVersion(args []string, stdout io.Writer) error {
