@@ -74,7 +74,11 @@ type Options struct {
 	Observer Observer
 	// Tracer makes one span per stage and batch. Default: none.
 	Tracer trace.Tracer
-	Log    *slog.Logger
+	// SpanContext reads a producer's span context from a reading's headers
+	// (W3C traceparent, see bridge/tracing.Extract), so each stage span
+	// links to the traces of the readings it carries. Default: none.
+	SpanContext func(headers []Header) trace.SpanContext
+	Log         *slog.Logger
 	// Now is the clock of audit events. Default: time.Now.
 	Now func() time.Time
 }
@@ -129,7 +133,7 @@ func New(specs []RouteSpec, o Options) (*Bridge, error) {
 		b.routes = append(b.routes, &route{
 			name: s.Name, src: s.Source, mapper: s.Mapper, enc: s.Encoder, sink: s.Sink, dlq: s.DeadLetters,
 			audit: o.Audit, batch: bt, limits: lim, retry: o.Retry, grace: o.Grace,
-			obs: o.Observer, tracer: o.Tracer, log: o.Log, now: o.Now, stats: b.stats,
+			obs: o.Observer, tracer: o.Tracer, spanContext: o.SpanContext, log: o.Log, now: o.Now, stats: b.stats,
 		})
 	}
 	return b, nil

@@ -279,6 +279,16 @@ func TestParseConfigInvalid(t *testing.T) {
 		{"retry negative initial", kafka + auditOK + "retry: {initial: -1s, max: 1s}\nroutes:\n" + okRoute, []string{"retry"}},
 		{"negative shutdown grace", kafka + auditOK + "shutdown_grace: -1s\nroutes:\n" + okRoute, []string{"shutdown_grace"}},
 		{"relative identifier system", kafka + auditOK + "identifier_system: observation-key\nroutes:\n" + okRoute, []string{"identifier_system"}},
+		{"heartbeat above a third of the session", "kafka: {brokers: [kafka-1:9092], session_timeout: 6s, heartbeat_interval: 3s}\n" + auditOK + "routes:\n" + okRoute, []string{"kafka.heartbeat_interval"}},
+		{"negative session timeout", "kafka: {brokers: [kafka-1:9092], session_timeout: -1s}\n" + auditOK + "routes:\n" + okRoute, []string{"kafka"}},
+		{"sasl unknown mechanism", "kafka: {brokers: [kafka-1:9092], tls: {}, sasl: {mechanism: GSSAPI, username: u}}\n" + auditOK + "routes:\n" + okRoute, []string{"kafka.sasl.mechanism", "kafka.sasl.password_env"}},
+		{"sasl plain without tls", "kafka: {brokers: [kafka-1:9092], sasl: {mechanism: PLAIN}}\n" + auditOK + "routes:\n" + okRoute, []string{"kafka.sasl", "kafka.sasl.password_env", "kafka.sasl.username"}},
+		{"kafka client cert without key", "kafka: {brokers: [kafka-1:9092], tls: {cert_file: c.pem}}\n" + auditOK + "routes:\n" + okRoute, []string{"kafka.tls"}},
+		{"bad start position", kafka + auditOK + "routes:\n" + route("ward-7", "vitals", "    start_position: yesterday\n"+fhirDest("https://ehr.example.org/fhir")), []string{"routes[0].start_position"}},
+		{"negative in-flight bound", kafka + auditOK + "routes:\n" + route("ward-7", "vitals", "    in_flight: {max_readings: -1}\n"+fhirDest("https://ehr.example.org/fhir")), []string{"routes[0].in_flight"}},
+		{"ops listen not host:port", kafka + auditOK + "ops: {listen: 9464}\nroutes:\n" + okRoute, []string{"ops.listen"}},
+		{"tracing endpoint not http", kafka + auditOK + "tracing: {endpoint: 'grpc://collector:4317'}\nroutes:\n" + okRoute, []string{"tracing.endpoint"}},
+		{"tracing ratio above 1", kafka + auditOK + "tracing: {endpoint: 'http://collector:4318', sample_ratio: 2}\nroutes:\n" + okRoute, []string{"tracing.sample_ratio"}},
 		{
 			"every problem at once",
 			"kafka: {brokers: [kafka-1]}\naudit: {dsn: 'mysql://u:" + secret + "@db/a'}\nidentifier_system: key\nshutdown_grace: -1s\nretry: {initial: 2s, max: 1s}\nroutes:\n" +

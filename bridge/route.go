@@ -44,9 +44,11 @@ type route struct {
 	grace  time.Duration
 	obs    Observer
 	tracer trace.Tracer
-	log    *slog.Logger
-	now    func() time.Time
-	stats  *counters
+	// spanContext reads a producer's span context from headers; nil: none.
+	spanContext func([]Header) trace.SpanContext
+	log         *slog.Logger
+	now         func() time.Time
+	stats       *counters
 }
 
 // run consumes until ctx ends (nil) or a partition fails (the error).
@@ -446,6 +448,7 @@ func (l *lane) settle(it *item) ([]audit.Event, error) {
 	}
 	events := []audit.Event{received}
 	var dl *DeadLetter
+	var refusal error // the first destination refusal, for the log
 	reject := func(stage, reason, msg, device string, attempts int) {
 		if dl == nil {
 			dl = &DeadLetter{Route: r.name, Stage: stage, Reason: reason, Err: msg, Device: device,
@@ -487,6 +490,9 @@ func (l *lane) settle(it *item) ([]audit.Event, error) {
 			e.Detail, e.Status, e.Stage, e.DestKind, e.Reason = o.Err.Error(), o.Status, StageDeliver, kind, o.Reason
 			events = append(events, e)
 			reject(StageDeliver, o.Reason, o.Err.Error(), u.Ref.Device, o.Attempts)
+			if refusal == nil {
+				refusal = o.Err
+			}
 			continue
 		}
 		e := event(u.Ref, audit.ActionDelivered, audit.OutcomeSuccess)
@@ -505,8 +511,14 @@ func (l *lane) settle(it *item) ([]audit.Event, error) {
 	}
 	r.stats.deadLettered.Add(1)
 	r.obs.DeadLettered(r.name, dl.Stage, dl.Reason)
-	r.log.Warn("reading rejected", "route", r.name, "topic", it.rd.Pos.Topic, "partition", it.rd.Pos.Partition,
-		"offset", it.rd.Pos.Offset, "units", len(it.units), "stage", dl.Stage, "reason", dl.Reason)
+	attrs := []any{"route", r.name, "topic", it.rd.Pos.Topic, "partition", it.rd.Pos.Partition,
+		"offset", it.rd.Pos.Offset, "units", len(it.units), "stage", dl.Stage, "reason", dl.Reason}
+	if refusal != nil {
+		// Mapping errors quote the payload's values; a refusal is logged
+		// only as far as safeErr keeps it free of them.
+		attrs = append(attrs, "err", safeErr(refusal))
+	}
+	r.log.Warn("reading rejected", attrs...)
 	if r.dlq == nil {
 		return events, nil
 	}
@@ -534,7 +546,15 @@ func (l *lane) settle(it *item) ([]audit.Event, error) {
 // trace when the first reading carries one.
 func (l *lane) span(stage string, b *batch) (context.Context, trace.Span) {
 	first := b.items[0].rd.Pos
-	return l.r.tracer.Start(l.lt.work, stage, trace.WithAttributes(
+	var links []trace.Link
+	if l.r.spanContext != nil {
+		for _, it := range b.items {
+			if sc := l.r.spanContext(it.rd.Headers); sc.IsValid() && len(links) < maxLinks {
+				links = append(links, trace.Link{SpanContext: sc})
+			}
+		}
+	}
+	return l.r.tracer.Start(l.lt.work, stage, trace.WithLinks(links...), trace.WithAttributes(
 		attribute.String("fhir_bridge.route", l.r.name),
 		attribute.String("messaging.destination.name", first.Topic),
 		attribute.Int("messaging.destination.partition.id", first.Partition),
@@ -542,6 +562,9 @@ func (l *lane) span(stage string, b *batch) (context.Context, trace.Span) {
 		attribute.Int("messaging.batch.message_count", len(b.items)),
 	))
 }
+
+// maxLinks bounds the producer traces a stage span links to.
+const maxLinks = 64
 
 // safeErr renders a retry's error for the log: the error chain of transport,
 // token and infrastructure failures (hosts, OAuth codes, never readings),
@@ -552,8 +575,9 @@ func safeErr(err error) string {
 	var ae *hl7.AckError
 	var te *fhir.TransportError
 	var tok *auth.TokenError
+	var send *hl7.SendError
 	switch {
-	case errors.As(err, &tok), errors.As(err, &te):
+	case errors.As(err, &tok), errors.As(err, &te), errors.As(err, &send):
 		return err.Error()
 	case errors.As(err, &se):
 		return se.Op + ": HTTP " + strconv.Itoa(se.Status)
@@ -566,7 +590,8 @@ func safeErr(err error) string {
 	if errors.As(err, &rl) && rl.o.Err == nil {
 		return rl.Error()
 	}
-	return err.Error()
+	// An error of a kind not known to be free of reading values.
+	return fmt.Sprintf("%T", err)
 }
 
 // correlationID takes the producer's correlation-id header when it is short

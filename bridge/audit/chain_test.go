@@ -448,3 +448,29 @@ func BenchmarkAppendPostgresBatch(b *testing.B) {
 		})
 	}
 }
+
+// TestCanonicalTypedFields: events without the typed Stage, DestKind and
+// Reason keep the v1 form byte for byte (old chains verify unchanged); with
+// any of them set the v2 form covers them, so editing one breaks the hash.
+func TestCanonicalTypedFields(t *testing.T) {
+	e := Event{Time: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC), Action: ActionRejected, Route: "r", Detail: "x"}
+	v1 := Canonical(e)
+	if !bytes.Contains(v1, []byte(canonicalVersion)) || bytes.Contains(v1, []byte(canonicalVersion2)) {
+		t.Fatalf("untyped event not in the v1 form: %q", v1)
+	}
+	typed := e
+	typed.Stage, typed.DestKind, typed.Reason = "deliver", "fhir", "http-422"
+	v2 := Canonical(typed)
+	if !bytes.Contains(v2, []byte(canonicalVersion2)) || !bytes.HasSuffix(v2, []byte("http-422")) {
+		t.Fatalf("typed event not in the v2 form: %q", v2)
+	}
+	for _, edit := range []func(*Event){
+		func(e *Event) { e.Stage = "map" }, func(e *Event) { e.DestKind = "mllp" }, func(e *Event) { e.Reason = "http-400" },
+	} {
+		edited := typed
+		edit(&edited)
+		if bytes.Equal(Canonical(edited), v2) {
+			t.Errorf("edit %+v not covered by the canonical form", edited)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -241,8 +242,9 @@ func kafkaLoggers(log *slog.Logger, attrs ...any) (info, errs kgo.Logger) {
 	errs = kgo.LoggerFunc(func(msg string, args ...any) {
 		text := strings.TrimSpace(fmt.Sprintf(msg, args...))
 		// Under load kafka-go reports fetch deadlines as "unknown error ...
-		// i/o timeout" and simply retries (its issues 726 and 998): noise.
-		if strings.Contains(text, "i/o timeout") {
+		// i/o timeout" and simply retries (its issues 726 and 998); a reader
+		// being closed reports "context canceled". Noise, both.
+		if strings.Contains(text, "i/o timeout") || strings.HasSuffix(text, context.Canceled.Error()) {
 			log.Debug(text)
 			return
 		}

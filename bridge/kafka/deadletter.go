@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -84,7 +85,7 @@ func NewDeadLetterWriter(k bridge.KafkaConfig, rc bridge.RouteConfig, getenv fun
 // Write stores r with the reasons of d and returns the dead-letter topic.
 // It is durable when it returns nil. Safe for concurrent use.
 func (d *DeadLetterWriter) Write(ctx context.Context, r bridge.Reading, dl bridge.DeadLetter) (string, error) {
-	if err := d.w.WriteMessages(ctx, deadLetterRecord(r, dl)); err != nil {
+	if err := writeNew(ctx, d.w, deadLetterRecord(r, dl)); err != nil {
 		return "", fmt.Errorf("kafka: route %s: dead-letter %s/%d/%d to %s: %w",
 			d.route, r.Pos.Topic, r.Pos.Partition, r.Pos.Offset, d.topic, err)
 	}
@@ -96,6 +97,24 @@ func (d *DeadLetterWriter) Close() error {
 	err := d.w.Close()
 	d.t.CloseIdleConnections()
 	return err
+}
+
+// writeNew writes msgs with w, waiting for a topic the broker is still
+// creating: kafka-go's Writer fails at once while the metadata of a new
+// (auto-created) topic shows no partitions yet. Those errors come before
+// anything is sent, so trying again cannot duplicate a record.
+func writeNew(ctx context.Context, w *kgo.Writer, msgs ...kgo.Message) error {
+	wait := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := w.WriteMessages(ctx, msgs...)
+		if err == nil || attempt == 8 || !(errors.Is(err, kgo.UnknownTopicOrPartition) || errors.Is(err, kgo.LeaderNotAvailable)) {
+			return err
+		}
+		if !sleep(ctx, wait) {
+			return err
+		}
+		wait = min(2*wait, time.Second)
+	}
 }
 
 // deadLetterRecord is the dead-letter record of r: its key, value and

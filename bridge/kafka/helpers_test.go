@@ -67,11 +67,12 @@ func (s *syncBuffer) String() string {
 }
 
 // testLogger collects the logs of a test and prints them only if it fails
-// (kafka-go goroutines may log after the test returned: never to t.Log).
+// or BRIDGE_TEST_LOGS is set (kafka-go goroutines may log after the test
+// returned: never to t.Log).
 func testLogger(t *testing.T) *slog.Logger {
 	buf := &syncBuffer{}
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() || os.Getenv("BRIDGE_TEST_LOGS") != "" {
 			t.Logf("logs:\n%s", buf.String())
 		}
 	})
@@ -128,8 +129,12 @@ func produce(t *testing.T, broker, topic string, msgs ...kgo.Message) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
+	// A transport of its own: a shared one may have cached metadata from
+	// before the topic existed.
+	tr := &kgo.Transport{}
+	defer tr.CloseIdleConnections()
 	w := &kgo.Writer{
-		Addr: kgo.TCP(broker), Topic: topic, RequiredAcks: kgo.RequireAll, BatchTimeout: time.Millisecond,
+		Addr: kgo.TCP(broker), Transport: tr, Topic: topic, RequiredAcks: kgo.RequireAll, BatchTimeout: time.Millisecond,
 		Balancer: kgo.BalancerFunc(func(m kgo.Message, _ ...int) int { return m.Partition }),
 	}
 	defer w.Close()

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -69,7 +70,7 @@ func NewSource(k bridge.KafkaConfig, rc bridge.RouteConfig, getenv func(string) 
 	}
 	return &Source{
 		route: rc.Name, topic: rc.Topic, group: rc.GroupID,
-		start: sp, startText: rc.StartPosition, s: s,
+		start: sp, startText: cmp.Or(rc.StartPosition, bridge.StartLatest), s: s,
 		log: log.With("route", rc.Name, "topic", rc.Topic),
 	}, nil
 }
@@ -134,7 +135,7 @@ func (s *Source) Consume(ctx context.Context, claim func(ctx context.Context, c 
 	// members get the partitions at once instead of after SessionTimeout.
 	group.Close()
 	run.claims.Wait()
-	s.log.Info("left consumer group", "group", s.group)
+	s.log.Info("left the consumer group", "group", s.group)
 	if err != nil {
 		return err
 	}
@@ -281,10 +282,17 @@ func (r *consumeRun) runClaim(gctx context.Context, gen *kgo.Generation, pa kgo.
 // or at the start position when there is none.
 func (r *consumeRun) openClaim(ctx context.Context, gen *kgo.Generation, pa kgo.PartitionAssignment) (*claim, error) {
 	var first, last, at int64
+	attempt := 0
 	err := retry(ctx, func() (err error) {
 		first, last, at, err = partitionOffsets(ctx, r.client, r.topic, pa.ID, r.start)
-		if err != nil && retryable(err) {
-			r.log.Warn("listing partition offsets failed; retrying", "partition", pa.ID, "err", err)
+		if attempt++; err != nil && retryable(err) && ctx.Err() == nil {
+			// Right after a topic is created or a leader moves, the first
+			// attempts meet stale metadata: not worth a warning.
+			level := slog.LevelDebug
+			if attempt >= 3 {
+				level = slog.LevelWarn
+			}
+			r.log.Log(ctx, level, "listing partition offsets failed; retrying", "partition", pa.ID, "attempt", attempt, "err", err)
 		}
 		return err
 	})
@@ -316,8 +324,11 @@ func (r *consumeRun) openClaim(ctx context.Context, gen *kgo.Generation, pa kgo.
 		MaxBytes:      readerMaxBytes,
 		MaxWait:       readerMaxWait,
 		QueueCapacity: readerQueueCapacity,
-		Logger:        info,
-		ErrorLogger:   errs,
+		// The claim tracks the high water mark from the fetches; kafka-go's
+		// lag poller would dial the leader once a minute per partition.
+		ReadLagInterval: -1,
+		Logger:          info,
+		ErrorLogger:     errs,
 	})
 	if err := reader.SetOffset(offset); err != nil {
 		reader.Close()
@@ -400,6 +411,7 @@ type claim struct {
 	reader    *kgo.Reader
 	highWater atomic.Int64
 	committed atomic.Int64
+	failing   bool // Read met errors since the last record
 }
 
 var _ bridge.Claim = (*claim)(nil)
@@ -418,6 +430,10 @@ func (c *claim) Read(ctx context.Context) (bridge.Reading, error) {
 	for {
 		m, err := c.reader.FetchMessage(ctx)
 		if err == nil {
+			if c.failing {
+				c.run.log.Info("reading the partition again", "partition", c.partition, "offset", m.Offset)
+				c.failing = false
+			}
 			if m.HighWaterMark > c.highWater.Load() {
 				c.highWater.Store(m.HighWaterMark)
 			}
@@ -429,7 +445,13 @@ func (c *claim) Read(ctx context.Context) (bridge.Reading, error) {
 		if !retryable(err) {
 			return bridge.Reading{}, fmt.Errorf("kafka: read %s partition %d: %w", c.run.topic, c.partition, err)
 		}
-		c.run.log.Warn("reading the partition failed; retrying", "partition", c.partition, "err", err)
+		// The partition reader retries by itself; say so once per outage.
+		if !c.failing {
+			c.run.log.Warn("reading the partition failed; the reader retries", "partition", c.partition, "err", err)
+			c.failing = true
+		} else {
+			c.run.log.Debug("reading the partition failed again", "partition", c.partition, "err", err)
+		}
 	}
 }
 

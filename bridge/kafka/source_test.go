@@ -290,6 +290,65 @@ func TestClaimErrorStopsConsume(t *testing.T) {
 	}
 }
 
+// TestStalledPartition: a partition whose claim stops reading holds back
+// only itself; its claim sees the partition's end as HighWater.
+func TestStalledPartition(t *testing.T) {
+	t.Parallel()
+	broker := testBroker(t)
+	topic := uniqueName("stall")
+	createTopic(t, broker, topic, 2)
+	var msgs []kgo.Message
+	for i := range 100 {
+		msgs = append(msgs, kgo.Message{Partition: 0, Value: []byte(fmt.Sprint("stuck-", i))})
+	}
+	for i := range 5 {
+		msgs = append(msgs, kgo.Message{Partition: 1, Value: []byte(fmt.Sprint("flowing-", i))})
+	}
+	produce(t, broker, topic, msgs...)
+	c := newConsumer()
+	highWater := make(chan int64, 1)
+	claim := func(ctx context.Context, cl bridge.Claim) error {
+		if cl.Partition() == 1 {
+			return c.claim(ctx, cl)
+		}
+		if _, err := cl.Read(ctx); err != nil { // one reading, then the destination "hangs"
+			return nil
+		}
+		highWater <- cl.HighWater()
+		<-ctx.Done()
+		return nil
+	}
+	consume(t, newTestSource(t, testKafka(broker), testRoute("stall", topic, uniqueName("group"), bridge.StartEarliest)), claim)
+	for i := range 5 {
+		if r := c.next(t); r.Pos.Partition != 1 || string(r.Value) != fmt.Sprint("flowing-", i) {
+			t.Fatalf("reading %d: %q at %+v", i, r.Value, r.Pos)
+		}
+	}
+	select {
+	case hw := <-highWater:
+		if hw != 100 {
+			t.Errorf("stalled claim's HighWater %d, want 100", hw)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("the stalled partition's claim read nothing")
+	}
+}
+
+// TestInvalidSessionTimeout: a session timeout the broker refuses ends
+// Consume with the broker's error instead of retrying forever.
+func TestInvalidSessionTimeout(t *testing.T) {
+	t.Parallel()
+	broker := testBroker(t)
+	topic := uniqueName("session")
+	createTopic(t, broker, topic, 1)
+	k := testKafka(broker)
+	k.SessionTimeout, k.HeartbeatInterval = time.Second, 300*time.Millisecond // the broker's minimum is 6 s
+	run := consume(t, newTestSource(t, k, testRoute("session", topic, uniqueName("group"), "")), newConsumer().claim)
+	if err := run.wait(t); !errors.Is(err, kgo.InvalidSessionTimeout) || !strings.Contains(err.Error(), "route session") {
+		t.Errorf("Consume: %v, want InvalidSessionTimeout naming the route", err)
+	}
+}
+
 // TestRestartAfterKill: a member killed with SIGKILL cannot leave the
 // group; a new member gets its partition once the coordinator's session
 // timeout expires, and must deliver a record produced after the kill

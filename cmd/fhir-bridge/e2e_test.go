@@ -970,3 +970,58 @@ routes:
 		t.Error("logs contain a patient id or the token")
 	}
 }
+
+// TestAPIFailureStopsTheBridge: the pipeline, the ops listener and the API
+// run as one group. When the API fails after start (here: its TLS
+// certificate file is not a certificate, which ServeTLS finds only when it
+// starts serving), the whole process stops with that error: the pipeline
+// drains and leaves its consumer group rather than running on without the
+// API.
+func TestAPIFailureStopsTheBridge(t *testing.T) {
+	broker := kafkaAddr(t)
+	dsn := audittest.DSN(t)
+	topic, route := randomName("apifail"), randomName("hr")
+	createTopic(t, broker, topic, 1)
+	ehr := startEHR(t)
+	idp := &oidctest.Server{}
+	idpSrv := httptest.NewServer(idp)
+	t.Cleanup(idpSrv.Close)
+	idp.SetIssuer(idpSrv.URL)
+	dir := t.TempDir()
+	cert, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(cert, []byte("not a certificate"), 0o600)
+	os.WriteFile(keyFile, []byte("not a key"), 0o600)
+	cfg := fmt.Sprintf(`kafka: {brokers: [%q]}
+ops: {listen: "127.0.0.1:0"}
+audit: {dsn: %q}
+api:
+  listen: 127.0.0.1:0
+  tls_cert_file: %q
+  tls_key_file: %q
+  oidc: {issuer: %q, audience: fhir-bridge-api}
+routes:
+  - name: %s
+    topic: %s
+    start_position: earliest
+    destination:
+      fhir: {base_url: %s}
+`, broker, dsn, cert, keyFile, idpSrv.URL, route, topic, ehr.URL)
+	path := filepath.Join(dir, "bridge.yaml")
+	os.WriteFile(path, []byte(cfg), 0o600)
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(context.Background(), []string{"fhir-bridge", "run", "--config", path}, func(string) string { return "" }, logs, logs)
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "api") {
+			t.Fatalf("run = %v, want the API's error", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the bridge ran on without its API")
+	}
+	if !strings.Contains(logs.String(), "bridge stopped") {
+		t.Errorf("no orderly stop in the logs:\n%s", logs.String())
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/fhir-bridge/fhir-bridge/fhir"
 	rungroup "github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // stdin is where commands read "-"; run's signature keeps to the streams
@@ -205,7 +206,10 @@ func serve(ctx context.Context, cfg bridge.Config, path string, getenv func(stri
 		return err
 	}
 	b, err := bridge.New(specs, bridge.Options{Audit: store, Retry: wire.Retry(cfg), Grace: cfg.ShutdownGrace,
-		Observer: obs, Tracer: tp.Tracer("github.com/fhir-bridge/fhir-bridge"), Log: log})
+		Observer: obs, Tracer: tp.Tracer("github.com/fhir-bridge/fhir-bridge"), Log: log,
+		SpanContext: func(h []bridge.Header) trace.SpanContext {
+			return trace.SpanContextFromContext(tracing.Extract(context.Background(), h))
+		}})
 	if err != nil {
 		wire.Close(specs)
 		return err
