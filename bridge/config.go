@@ -100,7 +100,8 @@ type TracingConfig struct {
 	// Endpoint is an OTLP/HTTP collector URL, e.g.
 	// http://127.0.0.1:4318. Default: off.
 	Endpoint string `yaml:"endpoint"`
-	// SampleRatio is the share of readings traced, 0 to 1. Default: 0.01.
+	// SampleRatio is the share of stage spans sampled, 0 to 1 (each span
+	// covers a batch and links to the producers' traces). Default: 0.01.
 	SampleRatio float64 `yaml:"sample_ratio"`
 }
 
@@ -249,7 +250,8 @@ type BatchConfig struct {
 	// Linger is how long to wait for more readings after the first.
 	// Default: 20ms.
 	Linger time.Duration `yaml:"linger"`
-	// Concurrency is how many Bundles a route posts at once. Default: 4.
+	// Concurrency is how many Bundles each partition of the route posts at
+	// once. Default: 4.
 	Concurrency int `yaml:"concurrency"`
 }
 

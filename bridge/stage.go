@@ -169,8 +169,10 @@ type Outcome struct {
 //
 // Deliver makes one attempt at each unit (a sink may fall back internally,
 // e.g. from a batch Bundle to single creates) and returns one Outcome per
-// unit, in the order of units. Units with the same Key must reach the
-// destination in order. ctx bounds the attempt: when it ends, units not yet
+// unit, in the order of units. Where the destination has an order (MLLP),
+// units with the same Key reach it in order, and a unit to retry holds the
+// later units of its key; FHIR Observations are independent resources and
+// the entries of a batch Bundle have no order. ctx bounds the attempt: when it ends, units not yet
 // answered are RetryLater. The error return is for a broken sink, never for
 // a unit's own failure. Deliver is called by one goroutine per partition at a
 // time and must be safe for concurrent use across partitions.

@@ -1,12 +1,13 @@
 // Package bridgetest holds hand-written fakes for testing the bridge pipeline
-// without Kafka, an EHR or a database: a slice-backed Source that records
-// commits, a scripted Sink that records calls, a recording AuditLog that can
-// be told to fail, a shared ordering Log and a fixed Clock.
+// without an EHR or a database: a scripted Sink (an EHR's create endpoint)
+// that records calls, a recording AuditLog that can be told to fail, a
+// shared ordering Log, a fixed Clock and test readings.
 //
-// The fakes satisfy bridge.Source, bridge.Sink and bridge.AuditLog
-// structurally. The package deliberately does not import bridge, so the
-// bridge package's own (internal) tests can use it without an import cycle;
-// the interface assertions live in bridge's tests.
+// The fakes satisfy bridge.FHIRCreator and bridge.AuditLog structurally.
+// The package deliberately does not import bridge, so the bridge package's
+// own (internal) tests can use it without an import cycle; the interface
+// assertions live in bridge's tests (with the fake Source, which needs
+// bridge's types and so lives there).
 //
 // Every fake is safe for concurrent use: the route under test calls it from
 // its goroutine while the test inspects it from another.
@@ -20,8 +21,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-
-	"github.com/segmentio/kafka-go"
 )
 
 // Log is an ordering log several fakes share, so a test can assert that one
@@ -57,9 +56,6 @@ func (l *Log) Entries() []string {
 func Pos(topic string, partition int, offset int64) string {
 	return topic + "/" + strconv.Itoa(partition) + "/" + strconv.FormatInt(offset, 10)
 }
-
-// MsgPos is Pos for a message.
-func MsgPos(m kafka.Message) string { return Pos(m.Topic, m.Partition, m.Offset) }
 
 // Clock is a settable clock; Now is safe to pass as a route's clock.
 type Clock struct {
@@ -108,11 +104,6 @@ func (r Reading) JSON() []byte {
 		panic(err) // only plain values: cannot happen
 	}
 	return b
-}
-
-// Message returns a Kafka message at topic/partition/offset carrying value.
-func Message(topic string, partition int, offset int64, value []byte, headers ...kafka.Header) kafka.Message {
-	return kafka.Message{Topic: topic, Partition: partition, Offset: offset, Value: value, Headers: headers}
 }
 
 // SyncBuffer is a log destination that goroutines under test and the test

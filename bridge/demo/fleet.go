@@ -71,10 +71,13 @@ func (f *Fleet) Run(ctx context.Context) error {
 				msgs = append(msgs, f.reading(next, now))
 				next = (next + 1) % f.devices
 			}
-			if err := f.w.WriteMessages(ctx, msgs...); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
+			// A write under way when the fleet stops still completes, so
+			// Produced counts every reading in the topic and the demo's
+			// drain waits for all of them.
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			err := f.w.WriteMessages(wctx, msgs...)
+			cancel()
+			if err != nil {
 				return fmt.Errorf("demo fleet: produce: %w", err)
 			}
 			f.produced.Add(int64(len(msgs)))

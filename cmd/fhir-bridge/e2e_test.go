@@ -13,10 +13,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -1023,5 +1025,53 @@ routes:
 	}
 	if !strings.Contains(logs.String(), "bridge stopped") {
 		t.Errorf("no orderly stop in the logs:\n%s", logs.String())
+	}
+}
+
+// TestSIGHUPReloads runs the built binary: SIGHUP drains the bridge and
+// starts it again in the same process (same PID), which reads the
+// configuration anew; readings go on being delivered; SIGTERM then stops it
+// with status 0.
+func TestSIGHUPReloads(t *testing.T) {
+	broker := kafkaAddr(t)
+	dsn := audittest.DSN(t)
+	topic, route := randomName("hup"), randomName("hr")
+	createTopic(t, broker, topic, 1)
+	ehr := startEHR(t)
+	bin := filepath.Join(t.TempDir(), "fhir-bridge")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	path := writeConfig(t, broker, dsn, route, topic, ehr.URL)
+	at := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+	produce(t, broker, topic, reading("hrm-hup", "p-hup", at, "61"))
+	logs := &syncBuffer{}
+	cmd := exec.Command(bin, "run", "--config", path)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	waitFor(t, 60*time.Second, "the first reading", func() bool { return ehr.Stats().Created == 1 })
+
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, 60*time.Second, "the restart", func() bool {
+		return strings.Contains(logs.String(), "reloading") && strings.Count(logs.String(), "bridge started") == 2
+	})
+	produce(t, broker, topic, reading("hrm-hup", "p-hup", at.Add(time.Minute), "62"))
+	waitFor(t, 60*time.Second, "the reading after the reload", func() bool { return ehr.Stats().Created == 2 })
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no exit after SIGTERM")
+	}
+	if n := strings.Count(logs.String(), "bridge stopped"); n != 2 {
+		t.Errorf("%d orderly stops, want 2 (the reload's drain and the final stop):\n%s", n, logs.String())
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -147,12 +148,32 @@ routes:
 	return path
 }
 
-// startLoadBridge runs the bridge in-process, or BRIDGE_LOAD_BINARY.
+// startLoadBridge runs the bridge in-process, or BRIDGE_LOAD_BINARY. With
+// BRIDGE_LOAD_METRICS set (in-process only), stop first prints the
+// bridge's per-stage and end-to-end timings from its ops listener.
 func startLoadBridge(t testing.TB, path string) (stop func() error) {
 	t.Helper()
 	bin := os.Getenv("BRIDGE_LOAD_BINARY")
 	if bin == "" {
-		return startBridge(t, path, &syncBuffer{})
+		logs := &syncBuffer{}
+		stopBridge := startBridge(t, path, logs)
+		if os.Getenv("BRIDGE_LOAD_METRICS") == "" {
+			return stopBridge
+		}
+		ops := opsAddr(t, logs)
+		return func() error {
+			resp, err := http.Get("http://" + ops + "/metrics")
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				for _, line := range strings.Split(string(b), "\n") {
+					if strings.Contains(line, "_seconds_sum") || strings.Contains(line, "_seconds_count") {
+						fmt.Fprintln(os.Stderr, line)
+					}
+				}
+			}
+			return stopBridge()
+		}
 	}
 	cmd := exec.Command(bin, "run", "--config", path, "--log-level", "warn")
 	cmd.Stderr = os.Stderr
