@@ -84,11 +84,12 @@ type batch struct {
 
 // lane is the pipeline of one claimed partition.
 type lane struct {
-	r      *route
-	c      Claim
-	lt     lifetime
-	budget *budget
-	track  *tracker
+	r       *route
+	c       Claim
+	lt      lifetime
+	budget  *budget
+	track   *tracker
+	commits *committer
 	// cut is the first offset of the first batch abandoned because of a
 	// stop (math.MaxInt64 while none is): that batch and every later one
 	// are not delivered, audited or committed; they are redelivered after
@@ -104,6 +105,8 @@ func (r *route) claim(ctx context.Context, c Claim) error {
 	defer cancel()
 	l := &lane{r: r, c: c, lt: lt, budget: newBudget(r.limits.MaxReadings, r.limits.MaxBytes), track: newTracker()}
 	l.cut.Store(math.MaxInt64)
+	l.commits = newCommitter(l)
+	go l.commits.run()
 	r.obs.Assigned(r.name, c.Topic(), c.Partition(), true)
 	defer r.obs.Assigned(r.name, c.Topic(), c.Partition(), false)
 
@@ -132,6 +135,7 @@ func (r *route) claim(ctx context.Context, c Claim) error {
 	for b := range delivered {
 		l.finish(b)
 	}
+	l.commits.close()
 	if l.cut.Load() != math.MaxInt64 {
 		r.log.Info("stopped with readings in flight; they will be redelivered",
 			"route", r.name, "topic", c.Topic(), "partition", c.Partition())
@@ -398,19 +402,83 @@ func (l *lane) finish(b *batch) {
 			next, advanced = n, true
 		}
 	}
-	if !advanced {
+	if advanced {
+		l.commits.ready(next)
+	}
+}
+
+// committer commits a lane's offsets off the pipeline's path: a commit is a
+// round trip to the group coordinator (tens of milliseconds under load), so
+// the finisher only records how far the partition is done and the
+// committer commits the newest such offset, once per round trip. Only
+// offsets whose readings are delivered and audited are ever handed to it.
+type committer struct {
+	l    *lane
+	mu   sync.Mutex
+	want int64 // newest offset ready to commit
+	done int64 // newest offset committed
+	kick chan struct{}
+	stop chan struct{}
+	quit chan struct{}
+}
+
+func newCommitter(l *lane) *committer {
+	return &committer{l: l, kick: make(chan struct{}, 1), stop: make(chan struct{}), quit: make(chan struct{})}
+}
+
+// ready hands over next (the first offset not done).
+func (c *committer) ready(next int64) {
+	c.mu.Lock()
+	c.want = max(c.want, next)
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run commits until close, then commits what is left once more.
+func (c *committer) run() {
+	defer close(c.quit)
+	for {
+		select {
+		case <-c.kick:
+			c.commit()
+		case <-c.stop:
+			c.commit()
+			return
+		}
+	}
+}
+
+// close stops run after a last commit and waits for it.
+func (c *committer) close() {
+	close(c.stop)
+	<-c.quit
+}
+
+func (c *committer) commit() {
+	l, r := c.l, c.l.r
+	c.mu.Lock()
+	next, done := c.want, c.done
+	c.mu.Unlock()
+	if next <= done {
 		return
 	}
-	started = time.Now()
+	started := time.Now()
 	if err := l.c.Commit(l.lt.work, next); err != nil {
-		// Not fatal: the readings are delivered and audited; a redelivery
-		// after a rebalance is absorbed by conditional create or the ledger.
+		// Not fatal: the readings are delivered and audited; the next
+		// commit covers them, and a redelivery after a rebalance is
+		// absorbed by conditional create or the ledger.
 		r.obs.Retry(r.name, StageCommit, "commit")
 		r.log.Warn("commit failed; readings may be redelivered", "route", r.name, "topic", l.c.Topic(),
 			"partition", l.c.Partition(), "offset", next, "err", err)
 		return
 	}
-	r.obs.Stage(r.name, StageCommit, time.Since(started), len(b.items))
+	c.mu.Lock()
+	c.done = max(c.done, next)
+	c.mu.Unlock()
+	r.obs.Stage(r.name, StageCommit, time.Since(started), 1)
 	r.obs.Committed(r.name, l.c.Topic(), l.c.Partition(), next, l.c.HighWater())
 }
 
