@@ -396,3 +396,16 @@ func TestLoadConfig(t *testing.T) {
 		t.Errorf("LoadConfig of a missing file = %v, want a config: error", err)
 	}
 }
+
+// TestExampleConfigs keeps the documented example configurations valid.
+func TestExampleConfigs(t *testing.T) {
+	paths, err := filepath.Glob("../docs/examples/*.yaml")
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no example configurations found: %v", err)
+	}
+	for _, p := range paths {
+		if _, err := LoadConfig(p, env(map[string]string{"FHIR_BRIDGE_AUDIT_DSN": dsn})); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+}
