@@ -16,6 +16,8 @@
 #   TESTENV_READY_TIMEOUT=S   per-service readiness deadline in seconds (default 90)
 #   TESTENV_PG_USER=NAME      OS user that runs PostgreSQL when invoked as root (default postgres)
 #   JAVA_HOME                 JDK 17+ to run Kafka with (default: java on PATH)
+#   TESTENV_PG_DURABLE=1      keep PostgreSQL's durability (fsync, synchronous_commit,
+#                             full_page_writes on), as benchmarks need; tests leave it off
 #
 # Requirements: PostgreSQL server binaries (initdb, pg_ctl), Java 17+, Maven 3
 # (only on the first run; jars are cached), python3 (optional, for port picking).
@@ -325,16 +327,19 @@ fi
 # socket path limit.
 pg_socket_dir=$pg_dir
 ((${#pg_dir} + 20 < 100)) || pg_socket_dir=""
-# Throwaway cluster: durability settings off make the tests faster.
+# Throwaway cluster: durability settings off make the tests faster;
+# benchmarks keep them (TESTENV_PG_DURABLE=1), since a commit waits for them.
+durable=off
+[[ ${TESTENV_PG_DURABLE:-} == 1 ]] && durable=on
 cat >>"$pg_data/postgresql.conf" <<EOF
 
 # --- fhir-bridge .ci/testenv.sh ---
 listen_addresses = '127.0.0.1'
 port = $pg_port
 unix_socket_directories = '$pg_socket_dir'
-fsync = off
-synchronous_commit = off
-full_page_writes = off
+fsync = $durable
+synchronous_commit = $durable
+full_page_writes = $durable
 max_connections = 200
 EOF
 if ! (cd "$pg_dir" && as_pg "$pg_ctl" -D "$pg_data" -l "$pg_log" -w -t "$ready_timeout" start \

@@ -187,6 +187,7 @@ func baseEvent(m Reading) audit.Event {
 		Partition:     m.Pos.Partition,
 		Offset:        m.Pos.Offset,
 		CorrelationID: readingPos(m),
+		ReceivedAt:    clockTime, // the fake source leaves Received zero: the route's clock
 	}
 }
 
@@ -199,20 +200,6 @@ func withRefs(e audit.Event, device, patient, k string) audit.Event {
 func ev(e audit.Event, action, outcome string) audit.Event {
 	e.Action, e.Outcome = action, outcome
 	return e
-}
-
-// withoutReceivedRefs blanks the references of "received" events, which the
-// route does not fill today; TestHandleReceivedEventCarriesReferences covers
-// them separately so the other tests hold whichever way that is decided.
-func withoutReceivedRefs(events []audit.Event) []audit.Event {
-	out := make([]audit.Event, len(events))
-	for i, e := range events {
-		if e.Action == audit.ActionReceived {
-			e.Device, e.Patient, e.Resource = "", "", ""
-		}
-		out[i] = e
-	}
-	return out
 }
 
 // checkCommits requires that src's commits (attempted and successful)

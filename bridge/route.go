@@ -499,72 +499,61 @@ func (l *lane) infraRetry(what, desc string) func(int, time.Duration, error) {
 	}
 }
 
-// settle builds one reading's audit events from its mapping and delivery
-// outcomes and writes its dead letter when something was refused.
+// settle builds a reading's audit rows, one per outcome: each unit
+// delivered or refused, each measurement skipped, or the whole reading
+// refused at mapping. A row carries the receive time, the mapping result
+// (device, patient and resource references) and the destination's answer
+// (status, location or ACK, attempts). When something was refused, the
+// reading's message goes to the dead-letter topic and the refusal rows
+// become dead-lettered rows naming it.
 func (l *lane) settle(it *item) ([]audit.Event, error) {
 	r := l.r
 	kind := r.sink.Kind()
-	event := func(ref audit.Event, action, outcome string) audit.Event {
+	received := it.rd.Received
+	if received.IsZero() {
+		received = r.now()
+	}
+	row := func(ref audit.Event, action, outcome string) audit.Event {
 		e := ref
-		e.Time, e.Action, e.Outcome = r.now(), action, outcome
+		e.Time, e.Action, e.Outcome, e.ReceivedAt = r.now(), action, outcome, received
 		return e
 	}
-	received := event(it.base, audit.ActionReceived, audit.OutcomeSuccess)
-	received.Time = it.rd.Received
-	if received.Time.IsZero() {
-		received.Time = r.now()
-	}
-	events := []audit.Event{received}
+	var events []audit.Event
+	var refused []int // indexes of refusal rows in events
 	var dl *DeadLetter
 	var refusal error // the first destination refusal, for the log
-	reject := func(stage, reason, msg, device string, attempts int) {
+	reject := func(e audit.Event, stage, msg string) {
+		refused = append(refused, len(events))
+		events = append(events, e)
 		if dl == nil {
-			dl = &DeadLetter{Route: r.name, Stage: stage, Reason: reason, Err: msg, Device: device,
-				First: received.Time, Attempts: max(attempts, 1)}
+			dl = &DeadLetter{Route: r.name, Stage: stage, Reason: e.Reason, Err: msg, Device: e.Device,
+				First: received, Attempts: max(e.Attempts, 1)}
 		}
-		dl.Attempts = max(dl.Attempts, attempts)
+		dl.Attempts = max(dl.Attempts, e.Attempts)
 	}
 	if it.err != nil {
-		e := event(it.base, audit.ActionRejected, audit.OutcomeFailure)
+		e := row(it.base, audit.ActionRejected, audit.OutcomeFailure)
 		e.Detail, e.Stage, e.Reason = it.err.Error(), it.stage, "invalid-payload"
+		reject(e, it.stage, it.err.Error())
+	}
+	for _, sk := range it.skipped {
+		e := row(sk, audit.ActionSkipped, audit.OutcomeSuccess)
+		e.DestKind = kind
 		events = append(events, e)
-		reject(it.stage, "invalid-payload", it.err.Error(), "", 1)
-	} else {
-		// The references are known only after mapping; the received event
-		// gets the first reading's, so a search by patient or device finds
-		// the whole history.
-		first := it.base
-		if len(it.units) > 0 {
-			first = it.units[0].Ref
-		} else if len(it.skipped) > 0 {
-			first = it.skipped[0]
-		}
-		events[0].Device, events[0].Patient, events[0].Resource = first.Device, first.Patient, first.Resource
-		for _, e := range it.skipped {
-			events = append(events, event(e, audit.ActionSkipped, audit.OutcomeSuccess))
-		}
 	}
 	for i, u := range it.units {
-		events = append(events, event(u.Ref, audit.ActionMapped, audit.OutcomeSuccess))
 		o := it.outcomes[i]
-		if o.Attempts > 1 {
-			e := event(u.Ref, audit.ActionRetried, audit.OutcomeFailure)
-			e.Detail = strconv.Itoa(o.Attempts-1) + " retryable failure(s) before the final answer"
-			e.Stage, e.DestKind = StageDeliver, kind
-			events = append(events, e)
-		}
 		if o.Kind == Refused {
-			e := event(u.Ref, audit.ActionRejected, audit.OutcomeFailure)
-			e.Detail, e.Status, e.Stage, e.DestKind, e.Reason = o.Err.Error(), o.Status, StageDeliver, kind, o.Reason
-			events = append(events, e)
-			reject(StageDeliver, o.Reason, o.Err.Error(), u.Ref.Device, o.Attempts)
+			e := row(u.Ref, audit.ActionRejected, audit.OutcomeFailure)
+			e.Detail, e.Status, e.Stage, e.DestKind, e.Reason, e.Attempts = o.Err.Error(), o.Status, StageDeliver, kind, o.Reason, o.Attempts
+			reject(e, StageDeliver, o.Err.Error())
 			if refusal == nil {
 				refusal = o.Err
 			}
 			continue
 		}
-		e := event(u.Ref, audit.ActionDelivered, audit.OutcomeSuccess)
-		e.Status, e.Location, e.Stage, e.DestKind = o.Status, o.Location, StageDeliver, kind
+		e := row(u.Ref, audit.ActionDelivered, audit.OutcomeSuccess)
+		e.Status, e.Location, e.Stage, e.DestKind, e.Attempts = o.Status, o.Location, StageDeliver, kind, o.Attempts
 		if o.Kind == AlreadyPresent {
 			e.Reason = "already-present"
 		}
@@ -590,9 +579,6 @@ func (l *lane) settle(it *item) ([]audit.Event, error) {
 	if r.dlq == nil {
 		return events, nil
 	}
-	if dl.Device == "" && len(it.units) > 0 {
-		dl.Device = it.units[0].Ref.Device
-	}
 	dl.Last = r.now()
 	var where string
 	started := time.Now()
@@ -604,9 +590,9 @@ func (l *lane) settle(it *item) ([]audit.Event, error) {
 		return nil, err
 	}
 	r.obs.Stage(r.name, StageDeadLetter, time.Since(started), 1)
-	e := event(it.base, audit.ActionDeadLettered, audit.OutcomeFailure)
-	e.Location, e.Detail, e.Stage, e.Reason = where, dl.Stage+": "+dl.Reason, dl.Stage, dl.Reason
-	events = append(events, e)
+	for _, i := range refused {
+		events[i].Action, events[i].Location = audit.ActionDeadLettered, where
+	}
 	return events, nil
 }
 

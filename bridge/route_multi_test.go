@@ -50,25 +50,13 @@ func TestRouteDeliversEveryReadingOfAMessage(t *testing.T) {
 	}
 	// A native-format message matches none of the route's MedTech templates:
 	// it is rejected with the reason, and both messages are committed in order.
-	if acts := bridgetest.Actions(al.EventsAt(testTopic, 2, 1)); strings.Join(acts, ",") != "received,rejected" {
-		t.Errorf("unmatched message audit %v, want received,rejected", acts)
+	if acts := bridgetest.Actions(al.EventsAt(testTopic, 2, 1)); strings.Join(acts, ",") != "rejected" {
+		t.Errorf("unmatched message audit %v, want rejected", acts)
 	}
 	checkCommits(t, src, readingPos(msg(0, nil)), readingPos(msg(1, nil)))
 	acts := bridgetest.Actions(al.EventsAt(testTopic, 2, 0))
-	if acts[0] != audit.ActionReceived {
-		t.Fatalf("first event %q, want received", acts[0])
-	}
-	var mapped, delivered int
-	for _, a := range acts {
-		switch a {
-		case audit.ActionMapped:
-			mapped++
-		case audit.ActionDelivered:
-			delivered++
-		}
-	}
-	if mapped != 6 || delivered != 6 {
-		t.Errorf("audit for the MedTech message: %v, want received then 6 mapped and 6 delivered", acts)
+	if strings.Join(acts, ",") != strings.TrimSuffix(strings.Repeat("delivered,", 6), ",") {
+		t.Errorf("audit for the MedTech message: %v, want one delivered row per reading (6)", acts)
 	}
 }
 

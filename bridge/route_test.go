@@ -101,20 +101,17 @@ func TestRouteDeliversValidReadings(t *testing.T) {
 		mapped := withRefs(base, rd.device, rd.patient, k)
 		delivered := ev(mapped, audit.ActionDelivered, audit.OutcomeSuccess)
 		delivered.Status, delivered.Location = rd.wantResult.Status, rd.wantResult.Location
-		delivered.Stage, delivered.DestKind = StageDeliver, "fhir"
+		delivered.Stage, delivered.DestKind, delivered.Attempts = StageDeliver, "fhir", 1
 		if rd.wantResult.Status == http.StatusOK {
 			delivered.Reason = "already-present"
 		}
-		want = append(want,
-			ev(base, audit.ActionReceived, audit.OutcomeSuccess),
-			ev(mapped, audit.ActionMapped, audit.OutcomeSuccess),
-			delivered)
-		diff(t, "audit events of "+pos, withoutReceivedRefs(al.EventsAt(m.Pos.Topic, m.Pos.Partition, m.Pos.Offset)), want)
+		want = append(want, delivered)
+		diff(t, "audit events of "+pos, al.EventsAt(m.Pos.Topic, m.Pos.Partition, m.Pos.Offset), want)
 
 		wantOrder = append(wantOrder,
 			"fetch "+pos,
 			"sink "+strconv.Itoa(i+1),
-			"audit "+pos+" received,mapped,delivered",
+			"audit "+pos+" delivered",
 			"commit "+pos)
 		wantCommits = append(wantCommits, pos)
 	}
@@ -207,10 +204,10 @@ func TestRouteRejectsBadPayloads(t *testing.T) {
 			}
 
 			events := al.EventsAt(bad.Pos.Topic, bad.Pos.Partition, bad.Pos.Offset)
-			if len(events) != 2 {
-				t.Fatalf("audit events of the bad reading: %s\nwant [received rejected]", show(events))
+			if len(events) != 1 {
+				t.Fatalf("audit events of the bad reading: %s\nwant [rejected]", show(events))
 			}
-			rejected := events[1]
+			rejected := events[0]
 			if (rejected.Stage != StageMap && rejected.Stage != StageEncode) || !strings.Contains(rejected.Detail, tt.wantDetail) {
 				t.Errorf("rejected at stage %q with Detail %q, want map or encode and ...%s...", rejected.Stage, rejected.Detail, tt.wantDetail)
 			}
@@ -220,19 +217,18 @@ func TestRouteRejectsBadPayloads(t *testing.T) {
 			rejected.Detail = ""
 			// Parsing failed, so device, patient and resource are unknown.
 			base := baseEvent(bad)
-			diff(t, "received event", withoutReceivedRefs(events)[0], ev(base, audit.ActionReceived, audit.OutcomeSuccess))
 			wantRejected := ev(base, audit.ActionRejected, audit.OutcomeFailure)
 			wantRejected.Stage, wantRejected.Reason = rejected.Stage, "invalid-payload"
 			diff(t, "rejected event", rejected, wantRejected)
 			diff(t, "audit actions of the next reading", bridgetest.Actions(al.EventsAt(next.Pos.Topic, next.Pos.Partition, next.Pos.Offset)),
-				[]string{audit.ActionReceived, audit.ActionMapped, audit.ActionDelivered})
+				[]string{audit.ActionDelivered})
 
 			checkOrder(t, order.Entries(), []string{
 				"fetch " + readingPos(bad),
-				"audit " + readingPos(bad) + " received,rejected",
+				"audit " + readingPos(bad) + " rejected",
 				"commit " + readingPos(bad),
 				"fetch " + readingPos(next),
-				"audit " + readingPos(next) + " received,mapped,delivered",
+				"audit " + readingPos(next) + " delivered",
 				"commit " + readingPos(next),
 			})
 			diff(t, "stats", r.stats.snapshot(), Stats{Received: 2, Delivered: 1, DeadLettered: 1})
@@ -288,13 +284,14 @@ func TestRouteRetriesTemporaryFailures(t *testing.T) {
 				}
 			}
 			events := al.EventsAt(m.Pos.Topic, m.Pos.Partition, m.Pos.Offset)
-			diff(t, "audit actions", bridgetest.Actions(events), []string{audit.ActionReceived, audit.ActionMapped, audit.ActionRetried, audit.ActionDelivered})
-			if last := events[len(events)-1]; last.Status != http.StatusCreated || last.Location != "Observation/abc/_history/1" {
-				t.Errorf("delivered event has status %d location %q, want the final answer's 201 Observation/abc/_history/1", last.Status, last.Location)
+			diff(t, "audit actions", bridgetest.Actions(events), []string{audit.ActionDelivered})
+			if last := events[len(events)-1]; last.Status != http.StatusCreated || last.Location != "Observation/abc/_history/1" || last.Attempts != len(steps) {
+				t.Errorf("delivered event has status %d location %q attempts %d, want the final answer's 201 Observation/abc/_history/1 after %d attempts",
+					last.Status, last.Location, last.Attempts, len(steps))
 			}
 			checkOrder(t, order.Entries(), []string{
 				"fetch " + readingPos(m),
-				"audit " + readingPos(m) + " received,mapped,retried,delivered",
+				"audit " + readingPos(m) + " delivered",
 				"commit " + readingPos(m),
 			})
 			diff(t, "stats", r.stats.snapshot(), Stats{Received: 1, Delivered: 1, Retries: int64(len(tt.failures))})
@@ -348,10 +345,10 @@ func TestRouteRejectsPermanentFailures(t *testing.T) {
 				t.Errorf("sink called %d times, want 2: a permanent failure is not retried", n)
 			}
 			events := al.EventsAt(m.Pos.Topic, m.Pos.Partition, m.Pos.Offset)
-			if len(events) != 3 {
-				t.Fatalf("audit events: %s\nwant [received mapped rejected]", show(events))
+			if len(events) != 1 {
+				t.Fatalf("audit events: %s\nwant [rejected]", show(events))
 			}
-			rejected := events[2]
+			rejected := events[0]
 			if rejected.Stage != StageDeliver || !strings.Contains(rejected.Detail, tt.wantDetail) {
 				t.Errorf("rejected at stage %q with Detail %q, want deliver and ...%s...", rejected.Stage, rejected.Detail, tt.wantDetail)
 			}
@@ -361,19 +358,16 @@ func TestRouteRejectsPermanentFailures(t *testing.T) {
 			wantRejected := ev(mapped, audit.ActionRejected, audit.OutcomeFailure)
 			wantRejected.Status, wantRejected.Stage, wantRejected.DestKind = tt.wantStatus, StageDeliver, "fhir"
 			wantRejected.Reason = rejected.Reason // checked per case by the dead-letter tests
-			diff(t, "audit events", withoutReceivedRefs(events[:2]), []audit.Event{
-				ev(baseEvent(m), audit.ActionReceived, audit.OutcomeSuccess),
-				ev(mapped, audit.ActionMapped, audit.OutcomeSuccess),
-			})
+			wantRejected.Attempts = 1
 			diff(t, "rejected event", rejected, wantRejected)
 			diff(t, "audit actions of the next reading", bridgetest.Actions(al.EventsAt(next.Pos.Topic, next.Pos.Partition, next.Pos.Offset)),
-				[]string{audit.ActionReceived, audit.ActionMapped, audit.ActionDelivered})
+				[]string{audit.ActionDelivered})
 			checkOrder(t, order.Entries(), []string{
 				"fetch " + readingPos(m),
-				"audit " + readingPos(m) + " received,mapped,rejected",
+				"audit " + readingPos(m) + " rejected",
 				"commit " + readingPos(m),
 				"fetch " + readingPos(next),
-				"audit " + readingPos(next) + " received,mapped,delivered",
+				"audit " + readingPos(next) + " delivered",
 				"commit " + readingPos(next),
 			})
 			diff(t, "stats", r.stats.snapshot(), Stats{Received: 2, Delivered: 1, DeadLettered: 1})
@@ -451,9 +445,9 @@ func TestRouteAuditUnavailable(t *testing.T) {
 			pos := readingPos(m)
 			want := []string{"fetch " + pos, "sink 1"}
 			for range failures {
-				want = append(want, "audit "+pos+" received,mapped,delivered failed")
+				want = append(want, "audit "+pos+" delivered failed")
 			}
-			want = append(want, "audit "+pos+" received,mapped,delivered", "commit "+pos)
+			want = append(want, "audit "+pos+" delivered", "commit "+pos)
 			// Also: the delivery is not repeated while the audit store is down.
 			checkOrder(t, order.Entries(), want)
 			attempts := al.Attempts()
@@ -514,7 +508,7 @@ func TestRouteGrace(t *testing.T) {
 		}
 
 		checkCommits(t, src, readingPos(m))
-		diff(t, "audit actions", bridgetest.Actions(al.Events()), []string{audit.ActionReceived, audit.ActionMapped, audit.ActionDelivered})
+		diff(t, "audit actions", bridgetest.Actions(al.Events()), []string{audit.ActionDelivered})
 		if n := len(sink.Calls()); n != 1 {
 			t.Errorf("sink called %d times, want 1: nothing new is delivered after a stop", n)
 		}
@@ -590,8 +584,9 @@ func TestRouteFetchError(t *testing.T) {
 
 // TestHandleReceivedEventCarriesReferences: every event of a mapped reading,
 // the "received" one included, carries its device, patient and resource
-// references, so filtering the trail by patient or device finds the whole story.
-func TestHandleReceivedEventCarriesReferences(t *testing.T) {
+// references and its receive time, so filtering the trail by patient or
+// device finds the whole story in one row.
+func TestOutcomeRowCarriesReferences(t *testing.T) {
 	value := reading("hrm-1", "p-1", 0, 72)
 	m := msg(1, value)
 	al := &bridgetest.AuditLog{}
@@ -604,8 +599,10 @@ func TestHandleReceivedEventCarriesReferences(t *testing.T) {
 	if len(events) == 0 {
 		t.Fatal("no audit events")
 	}
-	want := ev(withRefs(baseEvent(m), "hrm-1", "p-1", key(t, value)), audit.ActionReceived, audit.OutcomeSuccess)
-	diff(t, "received event", events[0], want)
+	want := ev(withRefs(baseEvent(m), "hrm-1", "p-1", key(t, value)), audit.ActionDelivered, audit.OutcomeSuccess)
+	want.Status, want.Location = http.StatusCreated, "Observation/1/_history/1"
+	want.Stage, want.DestKind, want.Attempts = StageDeliver, "fhir", 1
+	diff(t, "audit rows", events, []audit.Event{want})
 }
 
 // TestCorrelationID prefers the producer's correlation-id header and falls

@@ -11,13 +11,19 @@ import (
 	"time"
 )
 
-// Actions recorded by the pipeline.
+// Actions recorded by the pipeline: one row per reading (or unit: an
+// Observation, an ORU^R01) and outcome, delivered, rejected, dead-lettered or
+// skipped, carrying the receive time, the mapping result (references) and
+// the destination's answer. Received, mapped and retried are actions of rows
+// written before that (three rows per reading); readers still understand
+// them.
 const (
 	ActionReceived  = "received"
 	ActionMapped    = "mapped"
 	ActionDelivered = "delivered"
 	ActionRejected  = "rejected"
-	// ActionDeadLettered: the message was written to the route's dead-letter
+	// ActionDeadLettered: the reading was refused (Stage and Reason say
+	// where and why) and its message written to the route's dead-letter
 	// topic (Location names it).
 	ActionDeadLettered = "dead-lettered"
 	// ActionReplayed: a dead letter was re-injected into its source topic.
@@ -66,8 +72,14 @@ type Event struct {
 	// DestKind is the destination kind of a delivery outcome: fhir, mllp.
 	DestKind string
 	// Reason is a short code for failures: invalid-payload, http-422,
-	// ack-AE, ...
+	// ack-AE, ...; "already-present" for a delivery the destination had.
 	Reason string
+	// ReceivedAt is when the bridge read the reading (outcome rows of the
+	// pipeline); zero otherwise.
+	ReceivedAt time.Time
+	// Attempts is how many delivery attempts the outcome took (0: none was
+	// made, e.g. a payload refused at mapping).
+	Attempts int
 
 	// Filled by the store (see chain.go): the position in the event's chain
 	// ChainOf(e), from 1, and the chain hashes. Ignored by Append.

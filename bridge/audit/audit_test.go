@@ -45,7 +45,7 @@ func openTestPostgres(t *testing.T) *Postgres {
 func testDSN(t *testing.T) string { return audittest.DSN(t) }
 
 func sample(i int, route string) Event {
-	return Event{
+	e := Event{
 		Time:          time.Date(2026, 11, 25, 10, 15, 0, i*1000, time.UTC),
 		Action:        []string{ActionReceived, ActionMapped, ActionDelivered}[i%3],
 		Outcome:       OutcomeSuccess,
@@ -62,6 +62,12 @@ func sample(i int, route string) Event {
 		Detail:        "",
 		CorrelationID: fmt.Sprintf("vitals/%d/%d", i%4, i),
 	}
+	if i%2 == 0 {
+		// Outcome rows carry the typed fields; legacy rows (odd) do not.
+		e.Stage, e.DestKind, e.Reason = "deliver", "fhir", "already-present"
+		e.ReceivedAt, e.Attempts = e.Time.Add(-150*time.Millisecond), 1+i%3
+	}
+	return e
 }
 
 // ignoreID ignores what the store assigns: the id and the chain fields.

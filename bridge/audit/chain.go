@@ -36,9 +36,9 @@ const HashSize = sha256.Size
 // encoding can never produce the bytes of an older one.
 const canonicalVersion = "fhir-bridge/audit-event/v1"
 
-// canonicalVersion2 covers the typed Stage, DestKind and Reason too. Events
-// with all three empty (every event written before they existed) keep the
-// v1 form, so old chains verify unchanged.
+// canonicalVersion2 covers the typed Stage, DestKind, Reason, ReceivedAt and
+// Attempts too. Events with all of them empty (every event written before
+// they existed) keep the v1 form, so old chains verify unchanged.
 const canonicalVersion2 = "fhir-bridge/audit-event/v2"
 
 // ChainOf names the chain e belongs to: its route and source partition.
@@ -56,6 +56,9 @@ func normalize(e Event) Event {
 	e.Device, e.Patient, e.Resource = text(e.Device), text(e.Patient), text(e.Resource)
 	e.Location, e.Detail, e.CorrelationID = text(e.Location), text(e.Detail), text(e.CorrelationID)
 	e.Stage, e.DestKind, e.Reason = text(e.Stage), text(e.DestKind), text(e.Reason)
+	if !e.ReceivedAt.IsZero() {
+		e.ReceivedAt = e.ReceivedAt.UTC().Truncate(time.Microsecond)
+	}
 	return e
 }
 
@@ -77,9 +80,11 @@ func normalize(e Event) Event {
 //  8. integer Status
 //  9. strings Location, Detail, CorrelationID
 //
-// When any of Stage, DestKind, Reason is set, the version tag is
-// "fhir-bridge/audit-event/v2" and the strings Stage, DestKind, Reason
-// follow item 9; otherwise the form is exactly v1.
+// When any of Stage, DestKind, Reason, ReceivedAt, Attempts is set, the
+// version tag is "fhir-bridge/audit-event/v2" and these follow item 9: the
+// strings Stage, DestKind, Reason, the string ReceivedAt (formatted like
+// Time, or empty when zero) and the integer Attempts; otherwise the form is
+// exactly v1.
 //
 // Text fields are taken as stored: invalid UTF-8 and NUL bytes replaced by
 // U+FFFD. ID, PrevHash and Hash are not part of it (PrevHash enters the hash
@@ -92,7 +97,7 @@ func Canonical(e Event) []byte {
 		b = append(b, s...)
 	}
 	num := func(n int64) { b = binary.BigEndian.AppendUint64(b, uint64(n)) }
-	v2 := e.Stage != "" || e.DestKind != "" || e.Reason != ""
+	v2 := e.Stage != "" || e.DestKind != "" || e.Reason != "" || !e.ReceivedAt.IsZero() || e.Attempts != 0
 	if v2 {
 		str(canonicalVersion2)
 	} else {
@@ -119,6 +124,12 @@ func Canonical(e Event) []byte {
 		str(e.Stage)
 		str(e.DestKind)
 		str(e.Reason)
+		if e.ReceivedAt.IsZero() {
+			str("")
+		} else {
+			str(e.ReceivedAt.Format("2006-01-02T15:04:05.000000Z"))
+		}
+		num(int64(e.Attempts))
 	}
 	return b
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 )
 
 // Append writes every batch with COPY, even a single event: measured against
@@ -14,7 +15,7 @@ import (
 // stream (what the deprecated pq.CopyIn builds). The column list matches
 // eventArgs.
 const copyEvents = `COPY audit_event (occurred_at, action, outcome, actor, route, topic, kafka_partition, kafka_offset,
-	device, patient, resource, status, location, detail, correlation_id, stage, destination_kind, reason, chain, seq, prev_hash, hash) FROM STDIN`
+	device, patient, resource, status, location, detail, correlation_id, stage, destination_kind, reason, received_at, attempts, chain, seq, prev_hash, hash) FROM STDIN`
 
 // copyRows streams rows (normalised and linked; chains[i] is the chain of
 // rows[i]) into audit_event with COPY, inside tx (COPY runs in the
@@ -44,5 +45,13 @@ func copyRows(ctx context.Context, tx *sql.Tx, rows []Event, chains []string) er
 func eventArgs(e *Event, chain string) []any {
 	return []any{e.Time, e.Action, e.Outcome, e.Actor, e.Route, e.Topic,
 		int64(e.Partition), e.Offset, e.Device, e.Patient, e.Resource, int64(e.Status), e.Location,
-		e.Detail, e.CorrelationID, e.Stage, e.DestKind, e.Reason, chain, e.Seq, e.PrevHash, e.Hash}
+		e.Detail, e.CorrelationID, e.Stage, e.DestKind, e.Reason, nullTime(e.ReceivedAt), int64(e.Attempts), chain, e.Seq, e.PrevHash, e.Hash}
+}
+
+// nullTime stores a zero time as NULL.
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
 }

@@ -193,15 +193,17 @@ func lockHeads(ctx context.Context, tx *sql.Tx, chains []string) (map[string]cha
 }
 
 const selectEvents = `SELECT id, occurred_at, action, outcome, actor, route, topic, kafka_partition, kafka_offset,
-	device, patient, resource, status, location, detail, correlation_id, stage, destination_kind, reason, chain, COALESCE(seq, 0), prev_hash, hash
+	device, patient, resource, status, location, detail, correlation_id, stage, destination_kind, reason, received_at, attempts, chain, COALESCE(seq, 0), prev_hash, hash
 	FROM audit_event`
 
 // scanEvent reads a row of selectEvents; chain is "" for unchained rows.
 func scanEvent(rows *sql.Rows) (e Event, chain string, err error) {
 	var c sql.NullString
+	var received sql.NullTime
 	err = rows.Scan(&e.ID, &e.Time, &e.Action, &e.Outcome, &e.Actor, &e.Route, &e.Topic, &e.Partition, &e.Offset,
-		&e.Device, &e.Patient, &e.Resource, &e.Status, &e.Location, &e.Detail, &e.CorrelationID, &e.Stage, &e.DestKind, &e.Reason,
+		&e.Device, &e.Patient, &e.Resource, &e.Status, &e.Location, &e.Detail, &e.CorrelationID, &e.Stage, &e.DestKind, &e.Reason, &received, &e.Attempts,
 		&c, &e.Seq, &e.PrevHash, &e.Hash)
+	e.ReceivedAt = received.Time
 	return e, c.String, err
 }
 

@@ -293,29 +293,32 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 
-	// The audit trail holds received+mapped+delivered for each valid reading
-	// and received+rejected with the reason for the bad one.
+	// The audit trail holds one row per reading: delivered for each valid
+	// reading, with the EHR's answer, the receive time and the attempts,
+	// and dead-lettered with the reason for the bad one.
 	byOffset := map[string][]string{}
 	var rejected []audit.Event
 	for _, e := range auditEvents(t, dsn, route) {
 		key := fmt.Sprintf("%d/%d", e.Partition, e.Offset)
 		byOffset[key] = append(byOffset[key], e.Action)
-		if e.Action == audit.ActionRejected {
+		if e.Action == audit.ActionDeadLettered {
 			rejected = append(rejected, e)
 		}
-		if e.Action == audit.ActionDelivered && (e.Status != http.StatusCreated || e.Location == "") {
-			t.Errorf("delivered event without status/location: %+v", e)
+		if e.Action == audit.ActionDelivered && (e.Status != http.StatusCreated || e.Location == "" ||
+			e.ReceivedAt.IsZero() || e.ReceivedAt.After(e.Time) || e.Attempts != 1 || e.DestKind != "fhir") {
+			t.Errorf("delivered row without its answer, receive time or attempts: %+v", e)
 		}
 	}
 	if len(byOffset) != 6 {
 		t.Fatalf("audit covers %d messages, want 6: %v", len(byOffset), byOffset)
 	}
-	if len(rejected) != 1 || !strings.Contains(rejected[0].Detail, `field "value"`) || rejected[0].Patient != "" {
-		t.Fatalf("rejected events = %+v, want one naming field \"value\"", rejected)
+	if len(rejected) != 1 || !strings.Contains(rejected[0].Detail, `field "value"`) || rejected[0].Patient != "" ||
+		rejected[0].Stage != "map" || rejected[0].Reason != "invalid-payload" || !strings.HasSuffix(rejected[0].Location, ".dead-letter") {
+		t.Fatalf("dead-lettered rows = %+v, want one naming field \"value\" and the dead-letter topic", rejected)
 	}
 	for k, actions := range byOffset {
 		s := strings.Join(actions, ",")
-		if s != "received,mapped,delivered" && s != "received,rejected,dead-lettered" {
+		if s != "delivered" && s != "dead-lettered" {
 			t.Errorf("message %s audit actions = %s", k, s)
 		}
 	}
@@ -929,8 +932,13 @@ routes:
 	if err != nil {
 		t.Fatalf("AuditEvent Bundle fails the validating unmarshaller: %v", err)
 	}
-	if n := len(msg.(*crpb.ContainedResource).GetBundle().GetEntry()); n < 3 {
-		t.Errorf("AuditEvent Bundle has %d entries, want received, mapped and delivered at least", n)
+	entries := msg.(*crpb.ContainedResource).GetBundle().GetEntry()
+	if len(entries) != 1 {
+		t.Fatalf("AuditEvent Bundle has %d entries, want the reading's one outcome row", len(entries))
+	}
+	if ae := entries[0].GetResource().GetAuditEvent(); ae.GetType().GetCode().GetValue() != "rest" || ae.GetPeriod().GetStart() == nil {
+		t.Errorf("AuditEvent of the delivery: type %s, period %v; want a REST create with the receive time as period.start",
+			ae.GetType().GetCode().GetValue(), ae.GetPeriod())
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)

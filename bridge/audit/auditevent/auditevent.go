@@ -38,7 +38,10 @@
 // Patient is set. Non-REST events also carry the device (type 2, role 4) and
 // the source message (type 2, what.identifier = urn:fhir-bridge:kafka
 // "topic/partition/offset"). The correlation id goes into entity.detail
-// "correlation-id" of the data (or message) entity.
+// "correlation-id" of the data (or message) entity, and so do the number of
+// delivery attempts ("attempts") and the stage and reason of a refusal
+// ("stage", "reason"). An outcome row's receive time makes period.start
+// (the activity ran from receipt to the recorded outcome: period.end).
 package auditevent
 
 import (
@@ -271,12 +274,30 @@ func build(e audit.Event, o Options) *aepb.AuditEvent {
 			Role: fhir.Coding(SystemObjectRole, "4", "Domain Resource"),
 		})
 	}
-	if e.CorrelationID != "" && correlationOn != nil {
-		correlationOn.Detail = append(correlationOn.Detail, &aepb.AuditEvent_Entity_Detail{
-			Type: str("correlation-id"),
-			Value: &aepb.AuditEvent_Entity_Detail_ValueX{Choice: &aepb.AuditEvent_Entity_Detail_ValueX_StringValue{
-				StringValue: str(e.CorrelationID)}},
-		})
+	if correlationOn != nil {
+		detail := func(typ, value string) {
+			if value != "" {
+				correlationOn.Detail = append(correlationOn.Detail, &aepb.AuditEvent_Entity_Detail{
+					Type: str(typ),
+					Value: &aepb.AuditEvent_Entity_Detail_ValueX{Choice: &aepb.AuditEvent_Entity_Detail_ValueX_StringValue{
+						StringValue: str(value)}},
+				})
+			}
+		}
+		detail("correlation-id", e.CorrelationID)
+		if e.Attempts > 0 {
+			detail("attempts", strconv.Itoa(e.Attempts))
+		}
+		if e.Outcome != audit.OutcomeSuccess {
+			detail("stage", e.Stage)
+			detail("reason", e.Reason)
+		}
+	}
+	if !e.ReceivedAt.IsZero() && !e.ReceivedAt.After(e.Time) {
+		ae.Period = &dtpb.Period{
+			Start: &dtpb.DateTime{ValueUs: e.ReceivedAt.UnixMicro(), Timezone: "Z", Precision: dtpb.DateTime_MICROSECOND},
+			End:   &dtpb.DateTime{ValueUs: e.Time.UnixMicro(), Timezone: "Z", Precision: dtpb.DateTime_MICROSECOND},
+		}
 	}
 	return ae
 }

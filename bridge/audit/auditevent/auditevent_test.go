@@ -104,9 +104,16 @@ func source() *aepb.AuditEvent_Source {
 	}
 }
 
-func correlation(v string) []*aepb.AuditEvent_Entity_Detail {
-	return []*aepb.AuditEvent_Entity_Detail{{Type: s("correlation-id"),
-		Value: &aepb.AuditEvent_Entity_Detail_ValueX{Choice: &aepb.AuditEvent_Entity_Detail_ValueX_StringValue{StringValue: s(v)}}}}
+func correlation(v string) []*aepb.AuditEvent_Entity_Detail { return details("correlation-id", v) }
+
+// details builds entity details from type, value pairs.
+func details(kv ...string) []*aepb.AuditEvent_Entity_Detail {
+	var out []*aepb.AuditEvent_Entity_Detail
+	for i := 0; i+1 < len(kv); i += 2 {
+		out = append(out, &aepb.AuditEvent_Entity_Detail{Type: s(kv[i]),
+			Value: &aepb.AuditEvent_Entity_Detail_ValueX{Choice: &aepb.AuditEvent_Entity_Detail_ValueX_StringValue{StringValue: s(kv[i+1])}}})
+	}
+	return out
 }
 
 func patientEntity() *aepb.AuditEvent_Entity {
@@ -187,8 +194,13 @@ func TestRejected(t *testing.T) {
 	e := delivered()
 	e.Action, e.Outcome, e.Status, e.Location = audit.ActionRejected, audit.OutcomeFailure, 422, ""
 	e.Detail = "HTTP 422: Observation.code: unknown code"
-	e.Stage, e.Reason = "deliver", "http-422"
+	e.Stage, e.Reason, e.Attempts = "deliver", "http-422", 2
+	e.ReceivedAt = at.Add(-1500 * time.Millisecond)
 	check(t, e, &aepb.AuditEvent{
+		Period: &dtpb.Period{
+			Start: &dtpb.DateTime{ValueUs: at.Add(-1500 * time.Millisecond).UnixMicro(), Timezone: "Z", Precision: dtpb.DateTime_MICROSECOND},
+			End:   &dtpb.DateTime{ValueUs: at.UnixMicro(), Timezone: "Z", Precision: dtpb.DateTime_MICROSECOND},
+		},
 		Id:          &dtpb.Id{Value: "42"},
 		Meta:        &dtpb.Meta{Profile: []*dtpb.Canonical{{Value: ProfilePatientCreate}}},
 		Type:        coding(SystemAuditEventType, "rest", "Restful Operation"),
@@ -205,7 +217,7 @@ func TestRejected(t *testing.T) {
 					Identifier: fhir.Identifier("urn:bridge:obs", "hrm-1-8867-4-20261125")},
 				Type:   coding(SystemEntityType, "2", "System Object"),
 				Role:   coding(SystemObjectRole, "4", "Domain Resource"),
-				Detail: correlation("vitals/2/17"),
+				Detail: details("correlation-id", "vitals/2/17", "attempts", "2", "stage", "deliver", "reason", "http-422"),
 			},
 			patientEntity(),
 		},
