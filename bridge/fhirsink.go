@@ -35,40 +35,52 @@ func NewFHIREncoder(codec *fhir.Codec, idSystem string, withDevices bool) *FHIRE
 
 var _ Encoder = (*FHIREncoder)(nil)
 
-// Encode implements Encoder.
-func (e *FHIREncoder) Encode(ms []mappers.Measurement, base audit.Event) ([]Unit, []audit.Event, error) {
-	out := make([]Unit, 0, len(ms))
+// Encode implements Encoder: one Observation per measurement; a
+// measurement that fails the vital-signs checks or the encoding is refused
+// alone.
+func (e *FHIREncoder) Encode(ms []mappers.Measurement, base audit.Event) Encoded {
+	var out Encoded
+	out.Units = make([]Unit, 0, len(ms))
 	for i, m := range ms {
 		ref := refs(base, m)
 		ref.Resource = e.idSystem + "|" + m.Key()
-		obs, err := mappers.Observation(m, e.idSystem)
+		u, err := e.encode(i, m, ref)
 		if err != nil {
-			return nil, nil, readingErr(i, len(ms), err)
+			out.Refused = append(out.Refused, Refusal{Index: i, Ref: ref, Err: err})
+			continue
 		}
-		if fhir.ClaimsVitalSigns(obs) {
-			if issues := fhir.CheckVitalSigns(obs); len(issues) > 0 {
-				return nil, nil, readingErr(i, len(ms), &fhir.ValidationError{Issues: issues})
-			}
-		}
-		body, err := e.codec.Encode(obs)
-		if err != nil {
-			return nil, nil, readingErr(i, len(ms), err)
-		}
-		u := Unit{Body: body, Key: ref.Patient, ID: ref.Resource, IfNoneExist: fhir.IfNoneExistIdentifier(e.idSystem, m.Key()), Ref: ref}
-		if e.devices {
-			dev, ok := e.bodies.Load(m.Device.ID)
-			if !ok {
-				b, err := e.codec.Encode(mappers.DeviceResource(m.Device))
-				if err != nil {
-					return nil, nil, readingErr(i, len(ms), err)
-				}
-				dev, _ = e.bodies.LoadOrStore(m.Device.ID, b)
-			}
-			u.DeviceID, u.DeviceBody = m.Device.ID, dev.([]byte)
-		}
-		out = append(out, u)
+		out.Units = append(out.Units, u)
 	}
-	return out, nil, nil
+	return out
+}
+
+func (e *FHIREncoder) encode(i int, m mappers.Measurement, ref audit.Event) (Unit, error) {
+	obs, err := mappers.Observation(m, e.idSystem)
+	if err != nil {
+		return Unit{}, err
+	}
+	if fhir.ClaimsVitalSigns(obs) {
+		if issues := fhir.CheckVitalSigns(obs); len(issues) > 0 {
+			return Unit{}, &fhir.ValidationError{Issues: issues}
+		}
+	}
+	body, err := e.codec.Encode(obs)
+	if err != nil {
+		return Unit{}, err
+	}
+	u := Unit{Body: body, Key: ref.Patient, ID: ref.Resource, IfNoneExist: fhir.IfNoneExistIdentifier(e.idSystem, m.Key()), Ref: ref, Measurements: []int{i}}
+	if e.devices {
+		dev, ok := e.bodies.Load(m.Device.ID)
+		if !ok {
+			b, err := e.codec.Encode(mappers.DeviceResource(m.Device))
+			if err != nil {
+				return Unit{}, err
+			}
+			dev, _ = e.bodies.LoadOrStore(m.Device.ID, b)
+		}
+		u.DeviceID, u.DeviceBody = m.Device.ID, dev.([]byte)
+	}
+	return u, nil
 }
 
 // FHIRCreator posts one resource with conditional create (fhir.Client).
@@ -348,11 +360,4 @@ func refs(base audit.Event, m mappers.Measurement) audit.Event {
 		e.Patient = m.Subject.Reference()
 	}
 	return e
-}
-
-func readingErr(i, n int, err error) error {
-	if n == 1 {
-		return err
-	}
-	return fmt.Errorf("reading %d of %d: %w", i+1, n, err)
 }

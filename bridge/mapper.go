@@ -15,10 +15,18 @@ type MapperOptions struct {
 	DefaultPatientID string
 }
 
+// PayloadMapper maps payloads with a route's templates: all readings or
+// none (Map, for the map command), or each reading on its own (MapEach, for
+// the pipeline).
+type PayloadMapper interface {
+	Map(payload []byte) ([]mappers.Measurement, error)
+	Mapper
+}
+
 // LoadMapper returns the mapper for a list of template files: none means the
 // native JSON format; two JSON files are a MedTech pair (device mapping and
 // FHIR mapping, in either order).
-func LoadMapper(paths []string, opts MapperOptions) (Mapper, error) {
+func LoadMapper(paths []string, opts MapperOptions) (PayloadMapper, error) {
 	switch len(paths) {
 	case 0:
 		return mappers.Native{}, nil

@@ -14,7 +14,7 @@ type nativeTemplate struct {
 	t *template.Template
 }
 
-func loadNativeTemplate(paths []string) (Mapper, error) {
+func loadNativeTemplate(paths []string) (PayloadMapper, error) {
 	if len(paths) != 1 {
 		return nil, fmt.Errorf("templates %v: give none (native JSON), one native YAML template, or a MedTech pair (device mapping and FHIR mapping)", paths)
 	}
@@ -43,6 +43,30 @@ func (n nativeTemplate) Map(payload []byte) ([]mappers.Measurement, error) {
 			return nil, fmt.Errorf("reading %d (%s): %w", i, in.Provenance.Template, err)
 		}
 		out = append(out, m)
+	}
+	return out, nil
+}
+
+// MapEach extracts the readings and checks each against the catalogue on
+// its own: a reading that fails is refused alone, naming its index and
+// template; the others go on.
+func (n nativeTemplate) MapEach(payload []byte) ([]mappers.Result, error) {
+	got, err := n.t.MapEach(payload)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]mappers.Result, 0, len(got))
+	for i, g := range got {
+		if g.Err != nil {
+			// The EvalError names the template reading, match and field.
+			out = append(out, mappers.Result{Index: i, Err: fmt.Errorf("reading %d: %w", i, g.Err)})
+			continue
+		}
+		m, err := g.Input.Measurement()
+		if err != nil {
+			err = fmt.Errorf("reading %d (%s): %w", i, g.Input.Provenance.Template, err)
+		}
+		out = append(out, mappers.Result{Index: i, Measurement: m, Err: err})
 	}
 	return out, nil
 }

@@ -23,52 +23,83 @@ func NewORUEncoder(opts mappers.ORUOptions) *ORUEncoder { return &ORUEncoder{opt
 
 var _ Encoder = (*ORUEncoder)(nil)
 
-// Encode implements Encoder.
-func (e *ORUEncoder) Encode(ms []mappers.Measurement, base audit.Event) ([]Unit, []audit.Event, error) {
-	var patients []mappers.Measurement
-	var skipped []audit.Event
-	for _, m := range ms {
+// Encode implements Encoder. Measurements of one patient and device share
+// a message; when a group cannot be encoded, each of its measurements is
+// tried alone, so only the failing ones are refused.
+func (e *ORUEncoder) Encode(ms []mappers.Measurement, base audit.Event) Encoded {
+	var out Encoded
+	var patients []int // indexes in ms
+	for i, m := range ms {
 		if m.Subject.Type != "Patient" {
 			ev := refs(base, m)
 			ev.Detail = "HL7 v2 results carry patient readings only; this " + m.Kind + " reading is about a " + m.Subject.Type
-			skipped = append(skipped, ev)
+			out.Skipped = append(out.Skipped, ev)
 			continue
 		}
-		patients = append(patients, m)
+		patients = append(patients, i)
 	}
 	if len(patients) == 0 {
-		return nil, skipped, nil
+		return out
+	}
+	units, err := e.encode(ms, patients, base)
+	if err == nil {
+		out.Units = units
+		return out
+	}
+	for _, i := range patients {
+		u, err := e.encode(ms, []int{i}, base)
+		if err != nil {
+			out.Refused = append(out.Refused, Refusal{Index: i, Ref: refs(base, ms[i]), Err: err})
+			continue
+		}
+		out.Units = append(out.Units, u...)
+	}
+	return out
+}
+
+// encode makes the ORU^R01 messages of the measurements ms[idx...].
+func (e *ORUEncoder) encode(ms []mappers.Measurement, idx []int, base audit.Event) ([]Unit, error) {
+	patients := make([]mappers.Measurement, len(idx))
+	for j, i := range idx {
+		patients[j] = ms[i]
 	}
 	msgs, err := mappers.ORU(patients, e.opts)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	// mappers.ORU makes one message per patient and device, in order of
-	// first appearance; firsts holds the first reading of each group.
+	// first appearance; firsts holds the first reading of each group and
+	// members the indexes (in ms) of every reading of the group.
 	var firsts []mappers.Measurement
-	seen := map[string]bool{}
-	for _, m := range patients {
-		if k := m.Subject.Reference() + "\x00" + m.Device.ID; !seen[k] {
-			seen[k] = true
+	var members [][]int
+	group := map[string]int{}
+	for j, m := range patients {
+		k := m.Subject.Reference() + "\x00" + m.Device.ID
+		g, ok := group[k]
+		if !ok {
+			g = len(firsts)
+			group[k] = g
 			firsts = append(firsts, m)
+			members = append(members, nil)
 		}
+		members[g] = append(members[g], idx[j])
 	}
 	if len(firsts) != len(msgs) {
-		return nil, nil, fmt.Errorf("encode ORU^R01: %d messages for %d patient/device groups", len(msgs), len(firsts))
+		return nil, fmt.Errorf("encode ORU^R01: %d messages for %d patient/device groups", len(msgs), len(firsts))
 	}
 	out := make([]Unit, 0, len(msgs))
 	for i, msg := range msgs {
 		body, err := msg.Append(nil)
 		if err != nil {
-			return nil, nil, fmt.Errorf("encode ORU^R01: %w", err)
+			return nil, fmt.Errorf("encode ORU^R01: %w", err)
 		}
 		ref := refs(base, firsts[i])
 		ref.Resource = "MSH-10|" + msg.ControlID
 		// The key is the patient: one patient's messages share a
 		// connection and keep their order.
-		out = append(out, Unit{Body: body, Key: ref.Patient, ID: msg.ControlID, Ref: ref})
+		out = append(out, Unit{Body: body, Key: ref.Patient, ID: msg.ControlID, Ref: ref, Measurements: members[i]})
 	}
-	return out, skipped, nil
+	return out, nil
 }
 
 // MLLPSender sends one HL7 message and waits for its acknowledgement

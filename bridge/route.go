@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"github.com/fhir-bridge/fhir-bridge/bridge/audit"
 	"github.com/fhir-bridge/fhir-bridge/fhir"
 	"github.com/fhir-bridge/fhir-bridge/hl7"
+	"github.com/fhir-bridge/fhir-bridge/mappers"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -62,18 +64,31 @@ func (r *route) run(ctx context.Context) error {
 	return fmt.Errorf("route %s: %w", r.name, err)
 }
 
-// item is one reading on its way through a lane.
+// item is one record on its way through a lane: a payload of one reading or
+// of several (a vendor's upload, a MedTech or template payload).
 type item struct {
 	rd   Reading
 	base audit.Event
-	// Set by the map+encode stage: the units, the readings the destination
-	// does not carry, or why the reading was rejected there.
+	// Set by the map+encode stage: the units, the measurements the
+	// destination does not carry, the readings refused on their own, or
+	// why the payload as a whole was refused.
 	units   []Unit
+	readers []int // payload index of each measurement given to the encoder
 	skipped []audit.Event
+	refused []refusedReading
 	err     error
-	stage   string // StageMap or StageEncode when err is set
+	stage   string // StageMap when err is set
 	// Set by the deliver stage, one per unit.
 	outcomes []Outcome
+}
+
+// refusedReading is a reading of a payload refused at mapping or encoding;
+// the payload's other readings go on.
+type refusedReading struct {
+	index int // among the payload's readings
+	ref   audit.Event
+	stage string
+	err   error
 }
 
 // batch is readings of one partition that move through the lane together.
@@ -229,8 +244,8 @@ func (l *lane) encode(b *batch) {
 		it.base = audit.Event{Actor: audit.ActorSystem, Route: r.name, Topic: it.rd.Pos.Topic,
 			Partition: it.rd.Pos.Partition, Offset: it.rd.Pos.Offset, CorrelationID: correlationID(it.rd)}
 		t0 := time.Now()
-		ms, err := r.mapper.Map(it.rd.Value)
-		if err == nil && len(ms) == 0 {
+		results, err := r.mapper.MapEach(it.rd.Value)
+		if err == nil && len(results) == 0 {
 			err = errors.New("no reading in the payload matched the route's templates")
 		}
 		t1 := time.Now()
@@ -239,10 +254,27 @@ func (l *lane) encode(b *batch) {
 			it.err, it.stage = err, StageMap
 			continue
 		}
-		it.units, it.skipped, err = r.enc.Encode(ms, it.base)
+		ms := make([]mappers.Measurement, 0, len(results))
+		for _, res := range results {
+			if res.Err != nil {
+				it.refused = append(it.refused, refusedReading{index: res.Index, ref: it.base, stage: StageMap, err: res.Err})
+				continue
+			}
+			ms = append(ms, res.Measurement)
+			it.readers = append(it.readers, res.Index)
+		}
+		if len(ms) == 0 {
+			continue
+		}
+		enc := r.enc.Encode(ms, it.base)
 		encTime += time.Since(t1)
-		if err != nil {
-			it.err, it.stage = err, StageEncode
+		it.units, it.skipped = enc.Units, enc.Skipped
+		for _, rf := range enc.Refused {
+			err := rf.Err
+			if len(results) > 1 {
+				err = fmt.Errorf("reading %d of %d: %w", it.readers[rf.Index]+1, len(results), err)
+			}
+			it.refused = append(it.refused, refusedReading{index: it.readers[rf.Index], ref: rf.Ref, stage: StageEncode, err: err})
 		}
 	}
 	r.obs.Stage(r.name, StageMap, mapTime, len(b.items))
@@ -536,6 +568,13 @@ func (l *lane) settle(it *item) ([]audit.Event, error) {
 		e.Detail, e.Stage, e.Reason = it.err.Error(), it.stage, "invalid-payload"
 		reject(e, it.stage, it.err.Error())
 	}
+	var readings []int // payload indexes of refused readings
+	for _, rf := range it.refused {
+		e := row(rf.ref, audit.ActionRejected, audit.OutcomeFailure)
+		e.Detail, e.Stage, e.Reason = rf.err.Error(), rf.stage, "invalid-payload"
+		reject(e, rf.stage, rf.err.Error())
+		readings = append(readings, rf.index)
+	}
 	for _, sk := range it.skipped {
 		e := row(sk, audit.ActionSkipped, audit.OutcomeSuccess)
 		e.DestKind = kind
@@ -547,6 +586,9 @@ func (l *lane) settle(it *item) ([]audit.Event, error) {
 			e := row(u.Ref, audit.ActionRejected, audit.OutcomeFailure)
 			e.Detail, e.Status, e.Stage, e.DestKind, e.Reason, e.Attempts = o.Err.Error(), o.Status, StageDeliver, kind, o.Reason, o.Attempts
 			reject(e, StageDeliver, o.Err.Error())
+			for _, m := range u.Measurements {
+				readings = append(readings, it.readers[m])
+			}
 			if refusal == nil {
 				refusal = o.Err
 			}
@@ -566,10 +608,14 @@ func (l *lane) settle(it *item) ([]audit.Event, error) {
 		r.stats.delivered.Add(1)
 		return events, nil
 	}
+	if it.err == nil {
+		slices.Sort(readings)
+		dl.Readings = slices.Compact(readings)
+	}
 	r.stats.deadLettered.Add(1)
 	r.obs.DeadLettered(r.name, dl.Stage, dl.Reason)
 	attrs := []any{"route", r.name, "topic", it.rd.Pos.Topic, "partition", it.rd.Pos.Partition,
-		"offset", it.rd.Pos.Offset, "units", len(it.units), "stage", dl.Stage, "reason", dl.Reason}
+		"offset", it.rd.Pos.Offset, "units", len(it.units), "refused_readings", len(dl.Readings), "stage", dl.Stage, "reason", dl.Reason}
 	if refusal != nil {
 		// Mapping errors quote the payload's values; a refusal is logged
 		// only as far as safeErr keeps it free of them.

@@ -94,3 +94,60 @@ func TestRoutePartialRejectionOfAMessage(t *testing.T) {
 		t.Errorf("stats %+v: a message with a rejected reading counts as dead-lettered", s)
 	}
 }
+
+// TestRouteDeliversTheGoodReadingsOfAPayload: an RPM hub's upload with four
+// readings that fail their checks (out of range, a bad device id, an
+// unreadable time, an unknown unit) and one good one: the good one reaches
+// the EHR, each bad one gets its own audit row naming its index and rule,
+// and the record is dead-lettered once, listing the refused readings.
+func TestRouteDeliversTheGoodReadingsOfAPayload(t *testing.T) {
+	payload, err := os.ReadFile("../testdata/templates/payloads/acme-rpm/refused.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := msg(0, payload)
+	src := newFakeSource(m)
+	sink := bridgetest.NewSink()
+	al := &bridgetest.AuditLog{}
+	dlq := &fakeDLQ{}
+	r := newRoute(t, src, sink, al)
+	r.mapper, err = LoadMapper([]string{"../testdata/templates/acme-rpm.yaml"}, MapperOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.dlq = dlq
+	h := start(t, r)
+	await(t, src.Drained(), "the upload handled")
+	h.stop(t)
+
+	if n := len(sink.Calls()); n != 1 {
+		t.Fatalf("%d creates, want 1: the upload's good reading", n)
+	}
+	if !strings.Contains(string(sink.Calls()[0].Body), "acme-bp-0001") {
+		t.Errorf("first create is not the upload's good pulse reading: %s", sink.Calls()[0].Body)
+	}
+	rows := al.EventsAt(testTopic, 2, 0)
+	var delivered, refused int
+	for _, e := range rows {
+		switch e.Action {
+		case audit.ActionDelivered:
+			delivered++
+		case audit.ActionDeadLettered:
+			refused++
+			if e.Stage != StageMap || e.Reason != "invalid-payload" || !strings.HasPrefix(e.Detail, "reading ") || e.Location != "vitals.dead-letter" {
+				t.Errorf("refused reading row %+v: want stage map, its index in the detail, the dead-letter topic", e)
+			}
+		}
+	}
+	if delivered != 1 || refused != 4 || len(rows) != 5 {
+		t.Errorf("audit rows of the upload: %s; want 1 delivered and 4 dead-lettered", show(rows))
+	}
+	recs := dlq.records()
+	if len(recs) != 1 || len(recs[0].dl.Readings) != 4 {
+		t.Fatalf("dead letters %+v, want the upload once, naming its 4 refused readings", recs)
+	}
+	checkCommits(t, src, readingPos(m))
+	if st := r.stats.snapshot(); st.DeadLettered != 1 {
+		t.Errorf("stats %+v: the upload counts as dead-lettered", st)
+	}
+}

@@ -75,20 +75,36 @@ type Claim interface {
 	HighWater() int64
 }
 
-// Mapper turns one payload into measurements. Errors name the field at
-// fault (mappers.FieldError or a template's own error types). A mapper is
-// pure and safe for concurrent use.
+// Mapper turns one payload (one source record) into its readings, each
+// mapped on its own: a reading that fails carries its error (naming its
+// index and the field at fault) and the others go on. The error return is
+// for the payload as a whole: not JSON, not readable by the template. A
+// mapper is pure and safe for concurrent use.
 type Mapper interface {
-	Map(payload []byte) ([]mappers.Measurement, error)
+	MapEach(payload []byte) ([]mappers.Result, error)
 }
 
-// Encoder turns a reading's measurements into delivery units for one
-// destination kind. An error rejects the whole reading (it names the
-// measurement at fault). skipped lists measurements the destination cannot
-// carry, as audit references whose Detail says why. Encoders are safe for
-// concurrent use.
+// Encoder turns a record's measurements into delivery units for one
+// destination kind, each measurement on its own: Refused lists the
+// measurements it cannot encode (by index in ms, with the error naming the
+// element and rule), Skipped those the destination cannot carry (as audit
+// references whose Detail says why). Encoders are safe for concurrent use.
 type Encoder interface {
-	Encode(ms []mappers.Measurement, base audit.Event) (units []Unit, skipped []audit.Event, err error)
+	Encode(ms []mappers.Measurement, base audit.Event) Encoded
+}
+
+// Encoded is what an Encoder made of a record's measurements.
+type Encoded struct {
+	Units   []Unit
+	Skipped []audit.Event
+	Refused []Refusal
+}
+
+// Refusal is a measurement an encoder refused.
+type Refusal struct {
+	Index int         // in the measurements given to Encode
+	Ref   audit.Event // its audit references
+	Err   error
 }
 
 // Unit is one thing a sink delivers: an Observation (with the Device it
@@ -110,6 +126,9 @@ type Unit struct {
 	// Ref is the unit's audit reference: the reading's base event with
 	// Device, Patient and Resource set.
 	Ref audit.Event
+	// Measurements are the indexes (in the measurements given to Encode)
+	// of the measurements this unit carries.
+	Measurements []int
 }
 
 // OutcomeKind is what became of one unit at its destination.
@@ -198,6 +217,11 @@ type DeadLetter struct {
 	Last   time.Time
 	// Attempts is how many delivery attempts were made.
 	Attempts int
+	// Readings are the indexes (among the payload's readings) of the
+	// readings that were refused; empty when the payload as a whole was.
+	// The others of the payload were delivered: a replay of the record
+	// finds them already present.
+	Readings []int
 }
 
 // DeadLetters stores rejected readings with the reason, ready for replay.

@@ -65,19 +65,33 @@ func (t *MedTech) Map(payload []byte) ([]Measurement, error) {
 	return t.MapWithProperties(payload, nil)
 }
 
+// MapEach is Map with each reading on its own: a reading the FHIR mapping
+// cannot turn into a measurement (no template for its type, a value out of
+// range, a missing unit) is refused alone, naming its index and field. A
+// payload the device mapping cannot read at all (not JSON, an expression
+// failing) is the error.
+func (t *MedTech) MapEach(payload []byte) ([]Result, error) {
+	ms, err := t.extract(payload, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Result, 0, len(ms))
+	for i, m := range ms {
+		r, err := t.reading(m)
+		if err != nil {
+			err = prefixed(fmt.Sprintf("measurements[%d](%s)", i, m.Type), err)
+		}
+		out = append(out, Result{Index: i, Measurement: r, Err: err})
+	}
+	return out, nil
+}
+
 // MapWithProperties is Map with message properties (e.g. Kafka headers) for
 // the envelope. A payload that already is a MedTech envelope ({"Body": ...,
 // "Properties": ..., "SystemProperties": ...}) is used as it is; anything
 // else becomes the envelope's Body.
 func (t *MedTech) MapWithProperties(payload []byte, props map[string]any) ([]Measurement, error) {
-	doc := payload
-	if !isEnvelope(payload) {
-		var err error
-		if doc, err = medtech.Envelope(payload, props, nil); err != nil {
-			return nil, err
-		}
-	}
-	ms, err := t.device.Map(doc)
+	ms, err := t.extract(payload, props)
 	if err != nil {
 		return nil, err
 	}
@@ -90,6 +104,19 @@ func (t *MedTech) MapWithProperties(payload []byte, props map[string]any) ([]Mea
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// extract runs the device mapping over payload (wrapped in an envelope
+// unless it is one).
+func (t *MedTech) extract(payload []byte, props map[string]any) ([]medtech.Measurement, error) {
+	doc := payload
+	if !isEnvelope(payload) {
+		var err error
+		if doc, err = medtech.Envelope(payload, props, nil); err != nil {
+			return nil, err
+		}
+	}
+	return t.device.Map(doc)
 }
 
 func (t *MedTech) reading(m medtech.Measurement) (Measurement, error) {

@@ -131,6 +131,25 @@ func (Native) Map(payload []byte) ([]Measurement, error) {
 	return []Measurement{m}, nil
 }
 
+// MapEach is Map for a payload of one reading: its failure is the
+// payload's.
+func (n Native) MapEach(payload []byte) ([]Result, error) {
+	ms, err := n.Map(payload)
+	if err != nil {
+		return nil, err
+	}
+	return []Result{{Index: 0, Measurement: ms[0]}}, nil
+}
+
+// Result is one reading of a payload, mapped on its own: its measurement,
+// or why it was refused. Index is its position among the payload's
+// readings, in the order the template found them.
+type Result struct {
+	Index       int
+	Measurement Measurement
+	Err         error
+}
+
 // Input is a reading as extracted from a payload by the native format or a
 // template, before checking and unit conversion. All values are text.
 type Input struct {

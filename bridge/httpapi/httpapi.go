@@ -60,10 +60,11 @@ type AuditLog interface {
 	List(ctx context.Context, f audit.Filter) ([]audit.Event, error)
 }
 
-// RouteMapper checks payloads for one route.
+// RouteMapper checks payloads for one route: Map maps each reading of a
+// payload on its own (bridge.Mapper's MapEach).
 type RouteMapper struct {
 	Native bool
-	Map    func(payload []byte) ([]mappers.Measurement, error)
+	Map    func(payload []byte) ([]mappers.Result, error)
 }
 
 // DeadLetters lists (dryRun) or replays a route's dead letters.
@@ -185,9 +186,26 @@ func (a *api) audited(c *gin.Context) {
 
 // itemError is one refused reading of an ingest call.
 type itemError struct {
-	Index  int    `json:"index"`
-	Field  string `json:"field,omitempty"`
-	Reason string `json:"reason"`
+	Index int `json:"index"`
+	// Reading is the reading's index within a template payload (in the
+	// order the template finds them); absent for native items.
+	Reading *int   `json:"reading,omitempty"`
+	Field   string `json:"field,omitempty"`
+	Reason  string `json:"reason"`
+}
+
+// newItemError describes why item i (reading r of it, when >= 0) was
+// refused, with the field when the error names one.
+func newItemError(i, r int, err error) itemError {
+	e := itemError{Index: i, Reason: err.Error()}
+	var fe *mappers.FieldError
+	if errors.As(err, &fe) {
+		e.Field, e.Reason = fe.Field, fe.Reason
+	}
+	if r >= 0 {
+		e.Reading = &r
+	}
+	return e
 }
 
 func (a *api) ingest(c *gin.Context) {
@@ -236,44 +254,50 @@ func (a *api) ingest(c *gin.Context) {
 	records := make([]Record, 0, len(items))
 	ids := make([]string, 0, len(items))
 	for i, raw := range items {
-		ms, err := rm.Map(raw)
+		results, err := rm.Map(raw)
 		if err != nil {
-			var fe *mappers.FieldError
-			if errors.As(err, &fe) {
-				errs = append(errs, itemError{Index: i, Field: fe.Field, Reason: fe.Reason})
-			} else {
-				errs = append(errs, itemError{Index: i, Reason: err.Error()})
-			}
+			errs = append(errs, newItemError(i, -1, err))
 			continue
 		}
-		if len(ms) == 0 {
+		if len(results) == 0 {
 			errs = append(errs, itemError{Index: i, Reason: "no reading matched the route's templates"})
 			continue
 		}
-		ok := true
-		for _, m := range ms {
-			if m.Time.After(a.cfg.Now().Add(a.cfg.MaxFuture)) {
-				errs, ok = append(errs, itemError{Index: i, Field: "time", Reason: "in the future"}), false
-				break
+		var good []mappers.Measurement
+		for _, res := range results {
+			reading := res.Index
+			if rm.Native {
+				reading = -1 // a native item is one reading
 			}
-			if !p.MayPostFor(m.Device.ID) {
-				forbidden, ok = append(forbidden, itemError{Index: i, Field: "device", Reason: "not a device this client may post for"}), false
-				break
+			switch m := res.Measurement; {
+			case res.Err != nil:
+				errs = append(errs, newItemError(i, reading, res.Err))
+			case m.Time.After(a.cfg.Now().Add(a.cfg.MaxFuture)):
+				errs = append(errs, newItemError(i, reading, &mappers.FieldError{Field: "time", Reason: "in the future"}))
+			case !p.MayPostFor(m.Device.ID):
+				forbidden = append(forbidden, newItemError(i, reading, &mappers.FieldError{Field: "device", Reason: "not a device this client may post for"}))
+			default:
+				good = append(good, m)
 			}
 		}
-		if !ok {
+		if len(good) == 0 {
 			continue
 		}
-		records = append(records, Record{Key: []byte(ms[0].Device.ID), Value: raw})
-		for _, m := range ms {
+		// A template payload goes to Kafka whole when any of its readings
+		// is good: the route refuses the others again, on their own, and
+		// dead-letters the payload naming them.
+		records = append(records, Record{Key: []byte(good[0].Device.ID), Value: raw})
+		for _, m := range good {
 			ids = append(ids, m.Key())
 		}
 	}
 	switch {
 	case len(forbidden) > 0:
+		// Another vendor's device is an authorization failure, not bad
+		// data: nothing of the request is taken.
 		c.JSON(http.StatusForbidden, gin.H{"error": "forbidden readings; nothing was accepted", "errors": forbidden})
 		return
-	case len(errs) > 0:
+	case len(records) == 0:
 		c.JSON(http.StatusBadRequest, gin.H{"error": "invalid readings; nothing was accepted", "errors": errs})
 		return
 	}
@@ -282,7 +306,12 @@ func (a *api) ingest(c *gin.Context) {
 		c.JSON(http.StatusServiceUnavailable, gin.H{"error": "could not accept the readings now; retry"})
 		return
 	}
-	c.JSON(http.StatusAccepted, gin.H{"accepted": len(ids), "ids": ids})
+	// Partial acceptance: the valid readings are in Kafka; errors lists the
+	// refused ones (empty when all were accepted).
+	if errs == nil {
+		errs = []itemError{}
+	}
+	c.JSON(http.StatusAccepted, gin.H{"accepted": len(ids), "ids": ids, "errors": errs})
 }
 
 // splitItems accepts one JSON object or an array of objects, with a nesting

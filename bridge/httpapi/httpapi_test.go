@@ -76,7 +76,7 @@ func newFixture(t *testing.T) *fixture {
 			"vendor-a": {Subject: "vendor-a", Scopes: []string{ScopeIngest}, Devices: []string{"hrm-1", "hrm-2"}},
 			"auditor":  {Subject: "auditor", Scopes: []string{ScopeAuditRead}},
 		},
-		Publish: f.pub, Audit: f.al, Routes: map[string]RouteMapper{"hr": {Native: true, Map: mappers.Native{}.Map}},
+		Publish: f.pub, Audit: f.al, Routes: map[string]RouteMapper{"hr": {Native: true, Map: mappers.Native{}.MapEach}},
 		Log:     slog.New(slog.NewTextHandler(f.logs, nil)),
 		MaxBody: 4096, Now: func() time.Time { return now },
 		Checks: []Check{{Name: "kafka", Run: func(context.Context) error { return nil }}},
@@ -144,7 +144,8 @@ func TestIngestRefuses(t *testing.T) {
 		{"invalid UTF-8", "vendor-a", "application/json", "{\"kind\":\"\xff\"}", 400, "UTF-8"},
 		{"non-numeric value", "vendor-a", "application/json", strings.Replace(good, "72", `"fast"`, 1), 400, `"field":"value"`},
 		{"far future", "vendor-a", "application/json", strings.Replace(good, "2026-11-25T11:59:00Z", "2027-01-01T00:00:00Z", 1), 400, `"field":"time"`},
-		{"one bad item of two", "vendor-a", "application/json", "[" + good + `,{"kind":"heart-rate"}]`, 400, `"index":1`},
+		{"every item bad", "vendor-a", "application/json", `[{"kind":"heart-rate"},{"kind":"heart-rate","device":"hrm-1"}]`, 400, `"index":1`},
+		{"a good item beside another vendor's", "vendor-a", "application/json", "[" + good + "," + strings.Replace(good, "hrm-1", "hrm-9", 1) + "]", 403, `"index":1`},
 		{"unknown route", "vendor-a", "application/json", good, 404, ""},
 		{"empty array", "vendor-a", "application/json", "[]", 400, "no readings"},
 	}
@@ -169,6 +170,43 @@ func TestIngestRefuses(t *testing.T) {
 				t.Error("token or patient id leaked")
 			}
 		})
+	}
+}
+
+// TestIngestAcceptsTheGoodItems: an upload of 30 readings with one that
+// fails its checks gets the 29 into Kafka and says which one was refused
+// and why.
+func TestIngestAcceptsTheGoodItems(t *testing.T) {
+	f := newFixture(t)
+	var items []string
+	for i := range 30 { // as many as the fixture's 4 KiB body limit takes
+		item := strings.Replace(good, "11:59:00Z", fmt.Sprintf("10:%02d:00Z", i), 1)
+		if i == 17 {
+			item = strings.Replace(item, "72", "900", 1)
+		}
+		items = append(items, item)
+	}
+	w := f.do("POST", "/v1/ingest/hr", "vendor-a", "application/json", "["+strings.Join(items, ",")+"]")
+	if w.Code != http.StatusAccepted {
+		t.Fatalf("status %d, want 202: %s", w.Code, w.Body)
+	}
+	var resp struct {
+		Accepted int      `json:"accepted"`
+		IDs      []string `json:"ids"`
+		Errors   []struct {
+			Index  int    `json:"index"`
+			Field  string `json:"field"`
+			Reason string `json:"reason"`
+		} `json:"errors"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
+		t.Fatal(err)
+	}
+	if resp.Accepted != 29 || len(resp.IDs) != 29 || len(resp.Errors) != 1 || resp.Errors[0].Index != 17 || resp.Errors[0].Field != "value" {
+		t.Errorf("response %+v, want 29 accepted and item 17 refused on its value", resp)
+	}
+	if n := f.pub.count(); n != 29 {
+		t.Errorf("published %d records, want 29", n)
 	}
 }
 
@@ -231,7 +269,7 @@ func TestDeadLetterEndpoints(t *testing.T) {
 			"auditor": {Subject: "auditor", Scopes: []string{ScopeAuditRead}},
 			"ops":     {Subject: "ops", Scopes: []string{ScopeAdmin}},
 		},
-		Audit: audit.NewMemory(), Routes: map[string]RouteMapper{"hr": {Native: true, Map: mappers.Native{}.Map}},
+		Audit: audit.NewMemory(), Routes: map[string]RouteMapper{"hr": {Native: true, Map: mappers.Native{}.MapEach}},
 		DeadLetters: dlq,
 	})
 	call := func(method, path, token string) *httptest.ResponseRecorder {

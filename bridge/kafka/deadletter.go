@@ -28,7 +28,12 @@ const (
 	HeaderFirstAttempt    = "fhir-bridge-first-attempt" // RFC 3339 (nanoseconds), UTC
 	HeaderLastAttempt     = "fhir-bridge-last-attempt"  // RFC 3339 (nanoseconds), UTC
 	HeaderAttempts        = "fhir-bridge-attempts"
-	HeaderReplayOf        = "fhir-bridge-replay-of" // on replayed records: dead-letter topic/partition/offset
+	// HeaderReadings lists the refused readings of a payload of several
+	// ("0,3": indexes in the order the route's template finds them); absent
+	// when the payload as a whole was refused. The payload's other readings
+	// were delivered, and a replay finds them already present.
+	HeaderReadings = "fhir-bridge-readings"
+	HeaderReplayOf = "fhir-bridge-replay-of" // on replayed records: dead-letter topic/partition/offset
 )
 
 // MaxErrorHeader bounds the error text of a dead-letter record in bytes;
@@ -140,6 +145,13 @@ func deadLetterRecord(r bridge.Reading, d bridge.DeadLetter) kgo.Message {
 	add(HeaderFirstAttempt, d.First.UTC().Format(time.RFC3339Nano))
 	add(HeaderLastAttempt, d.Last.UTC().Format(time.RFC3339Nano))
 	add(HeaderAttempts, strconv.Itoa(d.Attempts))
+	if len(d.Readings) > 0 {
+		idx := make([]string, len(d.Readings))
+		for i, n := range d.Readings {
+			idx[i] = strconv.Itoa(n)
+		}
+		add(HeaderReadings, strings.Join(idx, ","))
+	}
 	return kgo.Message{Key: r.Key, Value: r.Value, Headers: h}
 }
 

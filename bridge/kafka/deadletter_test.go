@@ -40,7 +40,7 @@ func TestDeadLetterRecord(t *testing.T) {
 	r := testReading()
 	got := deadLetterRecord(r, bridge.DeadLetter{
 		Route: "hr", Stage: bridge.StageDeliver, Reason: "http-422", Err: "POST Observation: 422: rule broken",
-		Device: "Device/hrm-1", First: firstAttempt, Last: lastAttempt, Attempts: 3,
+		Device: "Device/hrm-1", First: firstAttempt, Last: lastAttempt, Attempts: 3, Readings: []int{0, 3},
 	})
 	if string(got.Key) != "hrm-1" || string(got.Value) != string(r.Value) || got.Topic != "" {
 		t.Errorf("record key %q value %q topic %q", got.Key, got.Value, got.Topic)
@@ -58,16 +58,17 @@ func TestDeadLetterRecord(t *testing.T) {
 		{"fhir-bridge-first-attempt", "2026-11-25T09:00:00Z"},
 		{"fhir-bridge-last-attempt", "2026-11-25T09:00:30.0000005Z"},
 		{"fhir-bridge-attempts", "3"},
+		{"fhir-bridge-readings", "0,3"},
 	}
 	if d := cmp.Diff(want, headerMap(got.Headers)); d != "" {
 		t.Errorf("headers (-want +got):\n%s", d)
 	}
 
-	// No device: no device header.
+	// No device, the whole payload refused: no device or readings header.
 	got = deadLetterRecord(bridge.Reading{Pos: r.Pos}, bridge.DeadLetter{Route: "hr", Stage: bridge.StageMap, Reason: "invalid-payload"})
 	for _, h := range got.Headers {
-		if h.Key == HeaderDevice {
-			t.Errorf("device header %q without a device", h.Value)
+		if h.Key == HeaderDevice || h.Key == HeaderReadings {
+			t.Errorf("header %s %q without a device or refused readings", h.Key, h.Value)
 		}
 	}
 }

@@ -34,7 +34,7 @@ func newAPIServer(ctx context.Context, cfg bridge.Config, getenv func(string) st
 		if err != nil {
 			return nil, fmt.Errorf("api: route %s: %w", rc.Name, err)
 		}
-		routes[rc.Name] = httpapi.RouteMapper{Native: len(rc.Templates) == 0, Map: m.Map}
+		routes[rc.Name] = httpapi.RouteMapper{Native: len(rc.Templates) == 0, Map: m.MapEach}
 	}
 	v, err := auth.NewVerifier(ctx, auth.InboundConfig{Issuer: cfg.API.OIDC.Issuer, Audience: cfg.API.OIDC.Audience, DeviceClaim: cfg.API.OIDC.DeviceClaim})
 	if err != nil {

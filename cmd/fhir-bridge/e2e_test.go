@@ -1083,3 +1083,85 @@ func TestSIGHUPReloads(t *testing.T) {
 		t.Errorf("%d orderly stops, want 2 (the reload's drain and the final stop):\n%s", n, logs.String())
 	}
 }
+
+// TestPartialPayload: an RPM hub uploads 50 pulse readings in one document,
+// one of them implausible. Through real Kafka and PostgreSQL, the 49 reach
+// the EHR; the bad one is refused alone, with its index, and the upload is
+// dead-lettered once naming it.
+func TestPartialPayload(t *testing.T) {
+	broker := kafkaAddr(t)
+	dsn := audittest.DSN(t)
+	topic, route := randomName("upload"), randomName("acme")
+	createTopic(t, broker, topic, 1)
+	createTopic(t, broker, topic+".dead-letter", 1)
+	ehr := startEHR(t)
+	var readings []string
+	at := time.Date(2026, 11, 25, 6, 0, 0, 0, time.UTC)
+	for i := range 50 {
+		value := 60 + i%30
+		if i == 23 {
+			value = 450 // no heart beats this fast
+		}
+		readings = append(readings, fmt.Sprintf(`{"type":"pulse","deviceId":"acme-bp-0001","ts":%q,"value":%d}`,
+			at.Add(time.Duration(i)*time.Minute).Format(time.RFC3339), value))
+	}
+	payload := `{"hub":{"serial":"HUB-1","cuffModel":"Acme BP-200"},"patient":{"id":"synthetic-upload-patient"},"readings":[` +
+		strings.Join(readings, ",") + `]}`
+	produce(t, broker, topic, kafka.Message{Key: []byte("HUB-1"), Value: []byte(payload)})
+	tpl, err := filepath.Abs("../../testdata/templates/acme-rpm.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`kafka: {brokers: [%q]}
+ops: {listen: "127.0.0.1:0"}
+audit: {dsn: %q}
+routes:
+  - name: %s
+    topic: %s
+    start_position: earliest
+    templates: [%q]
+    destination:
+      fhir: {base_url: %s}
+`, broker, dsn, route, topic, tpl, ehr.URL)
+	path := filepath.Join(t.TempDir(), "bridge.yaml")
+	os.WriteFile(path, []byte(cfg), 0o600)
+	stop := startBridge(t, path, &syncBuffer{})
+	waitFor(t, 60*time.Second, "the upload committed", func() bool { return committed(t, broker, "fhir-bridge."+route, topic, 1) == 1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := ehr.Stats().Created; got != 49 {
+		t.Errorf("EHR created %d Observations, want 49", got)
+	}
+	var delivered int
+	var refused []audit.Event
+	for _, e := range auditEvents(t, dsn, route) {
+		switch e.Action {
+		case audit.ActionDelivered:
+			delivered++
+		case audit.ActionDeadLettered:
+			refused = append(refused, e)
+		}
+	}
+	if delivered != 49 || len(refused) != 1 || !strings.Contains(refused[0].Detail, "reading 23") ||
+		!strings.Contains(refused[0].Detail, `"value"`) || refused[0].Location != topic+".dead-letter" {
+		t.Errorf("audit: %d delivered, refused %+v; want 49 and one naming reading 23 and its value", delivered, refused)
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Topic: topic + ".dead-letter", Partition: 0, MaxWait: 250 * time.Millisecond})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dl, err := r.ReadMessage(ctx)
+	if err != nil {
+		t.Fatalf("reading the dead letter: %v", err)
+	}
+	var names string
+	for _, h := range dl.Headers {
+		if h.Key == "fhir-bridge-readings" {
+			names = string(h.Value)
+		}
+	}
+	if names != "23" || string(dl.Value) != payload {
+		t.Errorf("dead letter names readings %q, want 23, and must carry the upload as it came", names)
+	}
+}

@@ -19,6 +19,34 @@ import (
 // not a JSON object or array, an *EvalError naming the reading, the match,
 // the field and the expression otherwise. No error quotes payload values.
 func (t *Template) Map(payload []byte) ([]mappers.Input, error) {
+	got, err := t.extract(payload, false)
+	if err != nil || len(got) == 0 {
+		return nil, err
+	}
+	out := make([]mappers.Input, len(got))
+	for i, g := range got {
+		out[i] = g.Input
+	}
+	return out, nil
+}
+
+// Extracted is one reading MapEach found: its Input, or the *EvalError that
+// kept it from being extracted.
+type Extracted struct {
+	Input mappers.Input
+	Err   error
+}
+
+// MapEach is Map with each matched token on its own: a token whose fields
+// cannot be extracted (a missing device or time, a value that is not a
+// scalar) is returned with its *EvalError and the others go on. A payload
+// that is not JSON, or a match expression that fails, is still the error
+// of the whole payload.
+func (t *Template) MapEach(payload []byte) ([]Extracted, error) {
+	return t.extract(payload, true)
+}
+
+func (t *Template) extract(payload []byte, each bool) ([]Extracted, error) {
 	root, err := medtech.ParseDocument(payload)
 	if err != nil {
 		var pe *medtech.PayloadError
@@ -30,7 +58,7 @@ func (t *Template) Map(payload []byte) ([]mappers.Input, error) {
 	if typ := root.Type(); typ != "object" && typ != "array" {
 		return nil, &PayloadError{Vendor: t.vendor, Msg: "expected a JSON object or array, got " + typ}
 	}
-	var out []mappers.Input
+	var out []Extracted
 	for i := range t.readings {
 		r := &t.readings[i]
 		matches, err := r.match.q.Select(root, root)
@@ -45,9 +73,13 @@ func (t *Template) Map(payload []byte) ([]mappers.Input, error) {
 				if errors.As(err, &f) {
 					ee.Field, ee.Expression, ee.Err = f.field, f.e.src, f.err
 				}
-				return nil, ee
+				if !each {
+					return nil, ee
+				}
+				out = append(out, Extracted{Err: ee})
+				continue
 			}
-			out = append(out, in)
+			out = append(out, Extracted{Input: in})
 		}
 	}
 	return out, nil

@@ -446,3 +446,33 @@ func TestMapConcurrent(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestMapEachKeepsTheOtherReadings: a token whose fields cannot be
+// extracted (here: no time) is returned with its error, the others with
+// their Inputs, in the same order; Map refuses the whole payload.
+func TestMapEachKeepsTheOtherReadings(t *testing.T) {
+	tpl := mustLoad(t, `version: 1
+vendor: t
+readings:
+  - kind: heart-rate
+    match: "$.r[*]"
+    device: "$$.d"
+    patient: "$$.p"
+    time: "$.t"
+    value: "$.v"
+    unit: bpm
+`)
+	payload := []byte(`{"d": "dev", "p": "p1", "r": [{"t": "2026-01-01T00:00:00Z", "v": 60}, {"v": 61}, {"t": "2026-01-01T00:02:00Z", "v": 62}]}`)
+	if _, err := tpl.Map(payload); err == nil {
+		t.Fatal("Map accepted a payload with a reading missing its time")
+	}
+	got, err := tpl.MapEach(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ee *template.EvalError
+	if len(got) != 3 || got[0].Err != nil || got[2].Err != nil || !errors.As(got[1].Err, &ee) || ee.Field != "time" ||
+		got[0].Input.Value != "60" || got[2].Input.Value != "62" {
+		t.Errorf("MapEach = %+v, want readings 0 and 2 with their values and reading 1 with an EvalError on time", got)
+	}
+}
