@@ -51,7 +51,7 @@ func TestRouteBatches(t *testing.T) {
 	dlq := &fakeDLQ{}
 	al := &bridgetest.AuditLog{}
 	r := newRoute(t, src, client, al)
-	r.sink = NewFHIRBatchSink(client, nil, BatchLimits{MaxEntries: 10, MaxBytes: 1 << 20, Concurrency: 2}, discardLog())
+	r.sink = NewFHIRBatchSink(client, nil, client, BatchLimits{MaxEntries: 10, MaxBytes: 1 << 20, Concurrency: 2}, discardLog())
 	r.batch = Batching{MaxReadings: 20, MaxBytes: 1 << 20, Linger: 200 * time.Millisecond}
 	r.dlq = dlq
 	h := start(t, r)
@@ -99,7 +99,7 @@ func TestRouteUpsertsDevices(t *testing.T) {
 	src := newFakeSource(msgs...)
 	r := newRoute(t, src, client, &bridgetest.AuditLog{})
 	r.enc = NewFHIREncoder(codec(t), DefaultIdentifierSystem, true)
-	r.sink = NewFHIRBatchSink(client, client, BatchLimits{MaxEntries: 2, MaxBytes: 1 << 20, Concurrency: 1}, discardLog())
+	r.sink = NewFHIRBatchSink(client, client, client, BatchLimits{MaxEntries: 2, MaxBytes: 1 << 20, Concurrency: 1}, discardLog())
 	r.batch = Batching{MaxReadings: 2, MaxBytes: 1 << 20, Linger: 50 * time.Millisecond}
 	h := start(t, r)
 	awaitCommit(t, src, msgs[5])

@@ -35,7 +35,7 @@ func newBridgeFixture(t *testing.T, sources map[string]*fakeSource) *bridgeFixtu
 	var specs []RouteSpec
 	for _, name := range []string{"a", "b"} {
 		specs = append(specs, RouteSpec{Name: name, Source: sources[name], Mapper: mappers.Native{},
-			Encoder: NewFHIREncoder(codec(t), DefaultIdentifierSystem, false), Sink: NewFHIRSingleSink(client, nil, discardLog())})
+			Encoder: NewFHIREncoder(codec(t), DefaultIdentifierSystem, false), Sink: NewFHIRSingleSink(client, nil, client, discardLog())})
 	}
 	f.b, err = New(specs, Options{Audit: f.audit, Retry: Retry{Initial: time.Millisecond, Max: 5 * time.Millisecond},
 		Grace: 2 * time.Second, Log: discardLog()})

@@ -2,17 +2,20 @@ package bridge
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/fhir-bridge/fhir-bridge/auth"
 	"github.com/fhir-bridge/fhir-bridge/bridge/audit"
 	"github.com/fhir-bridge/fhir-bridge/fhir"
 	"github.com/fhir-bridge/fhir-bridge/mappers"
+	dtpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
 )
 
 // FHIREncoder encodes measurements as FHIR R4 Observations that pass the
@@ -59,6 +62,13 @@ func (e *FHIREncoder) encode(i int, m mappers.Measurement, ref audit.Event) (Uni
 	if err != nil {
 		return Unit{}, err
 	}
+	// The revision travels with the resource as a tag, so a later
+	// delivery of the same reading can tell a correction from a repeat.
+	rev := m.Revision()
+	if obs.Meta == nil {
+		obs.Meta = &dtpb.Meta{}
+	}
+	obs.Meta.Tag = append(obs.Meta.Tag, fhir.Coding(RevisionSystem, rev, ""))
 	if fhir.ClaimsVitalSigns(obs) {
 		if issues := fhir.CheckVitalSigns(obs); len(issues) > 0 {
 			return Unit{}, &fhir.ValidationError{Issues: issues}
@@ -68,7 +78,8 @@ func (e *FHIREncoder) encode(i int, m mappers.Measurement, ref audit.Event) (Uni
 	if err != nil {
 		return Unit{}, err
 	}
-	u := Unit{Body: body, Key: ref.Patient, ID: ref.Resource, IfNoneExist: fhir.IfNoneExistIdentifier(e.idSystem, m.Key()), Ref: ref, Measurements: []int{i}}
+	u := Unit{Body: body, Key: ref.Patient, ID: ref.Resource, IfNoneExist: fhir.IfNoneExistIdentifier(e.idSystem, m.Key()),
+		Ref: ref, Measurements: []int{i}, Revision: rev, Status: m.Status}
 	if e.devices {
 		dev, ok := e.bodies.Load(m.Device.ID)
 		if !ok {
@@ -82,6 +93,10 @@ func (e *FHIREncoder) encode(i int, m mappers.Measurement, ref audit.Event) (Uni
 	}
 	return u, nil
 }
+
+// RevisionSystem is the meta.tag system under which the bridge records a
+// reading's revision (mappers.Measurement.Revision) on its Observation.
+const RevisionSystem = "https://github.com/fhir-bridge/fhir-bridge/CodeSystem/revision"
 
 // FHIRCreator posts one resource with conditional create (fhir.Client).
 type FHIRCreator interface {
@@ -98,17 +113,27 @@ type FHIRUpdater interface {
 	Update(ctx context.Context, resourceType, id string, body []byte) (fhir.Result, error)
 }
 
+// FHIRReviser finds a stored resource by identifier and updates it with
+// If-Match on its version (fhir.Client).
+type FHIRReviser interface {
+	FindByIdentifier(ctx context.Context, resourceType, system, value string) (fhir.Stored, bool, error)
+	UpdateVersion(ctx context.Context, resourceType, id string, body []byte, version string) (fhir.Result, error)
+}
+
 // FHIRSingleSink posts each Observation on its own with conditional create,
 // in order.
 type FHIRSingleSink struct {
 	client  FHIRCreator
 	devices *deviceUpserter
+	revise  *reviser
 }
 
 // NewFHIRSingleSink returns a sink posting through client. When upsert is
-// not nil, units' Device resources are written through it first.
-func NewFHIRSingleSink(client FHIRCreator, upsert FHIRUpdater, log *slog.Logger) *FHIRSingleSink {
-	return &FHIRSingleSink{client: client, devices: newDeviceUpserter(upsert, log)}
+// not nil, units' Device resources are written through it first. When
+// revise is not nil, a unit the server already holds in another revision
+// updates the stored Observation (docs/adr/0004-reading-revisions.md).
+func NewFHIRSingleSink(client FHIRCreator, upsert FHIRUpdater, revise FHIRReviser, log *slog.Logger) *FHIRSingleSink {
+	return &FHIRSingleSink{client: client, devices: newDeviceUpserter(upsert, log), revise: newReviser(revise)}
 }
 
 var _ Sink = (*FHIRSingleSink)(nil)
@@ -132,7 +157,7 @@ func (s *FHIRSingleSink) Deliver(ctx context.Context, units []Unit) []Outcome {
 			continue
 		}
 		res, err := s.client.Create(ctx, "Observation", u.Body, u.IfNoneExist)
-		out[i] = fhirOutcome(res, err)
+		out[i] = s.revise.check(ctx, u, fhirOutcome(res, err))
 	}
 	return out
 }
@@ -145,6 +170,7 @@ type FHIRBatchSink struct {
 	client      FHIRBatcher
 	single      FHIRCreator
 	devices     *deviceUpserter
+	revise      *reviser
 	maxEntries  int
 	maxBytes    int
 	concurrency int
@@ -163,9 +189,10 @@ type FHIRClient interface {
 	FHIRBatcher
 }
 
-// NewFHIRBatchSink returns a sink posting Bundles through client.
-func NewFHIRBatchSink(client FHIRClient, upsert FHIRUpdater, limits BatchLimits, log *slog.Logger) *FHIRBatchSink {
-	return &FHIRBatchSink{client: client, single: client, devices: newDeviceUpserter(upsert, log),
+// NewFHIRBatchSink returns a sink posting Bundles through client; upsert
+// and revise as for NewFHIRSingleSink.
+func NewFHIRBatchSink(client FHIRClient, upsert FHIRUpdater, revise FHIRReviser, limits BatchLimits, log *slog.Logger) *FHIRBatchSink {
+	return &FHIRBatchSink{client: client, single: client, devices: newDeviceUpserter(upsert, log), revise: newReviser(revise),
 		maxEntries: max(limits.MaxEntries, 1), maxBytes: max(limits.MaxBytes, 1), concurrency: max(limits.Concurrency, 1)}
 }
 
@@ -192,7 +219,7 @@ func (s *FHIRBatchSink) Deliver(ctx context.Context, units []Unit) []Outcome {
 		// A Bundle of one costs the server more than a create.
 		i := pending[0]
 		res, err := s.single.Create(ctx, "Observation", units[i].Body, units[i].IfNoneExist)
-		out[i] = fhirOutcome(res, err)
+		out[i] = s.revise.check(ctx, units[i], fhirOutcome(res, err))
 		return out
 	}
 	var wg sync.WaitGroup
@@ -205,6 +232,11 @@ func (s *FHIRBatchSink) Deliver(ctx context.Context, units []Unit) []Outcome {
 		})
 	}
 	wg.Wait()
+	// Entries the server already held may be earlier revisions: each is
+	// looked at on its own (rare: redeliveries and corrections).
+	for _, i := range pending {
+		out[i] = s.revise.check(ctx, units[i], out[i])
+	}
 	return out
 }
 
@@ -263,6 +295,97 @@ func (s *FHIRBatchSink) chunks(units []Unit, pending []int) [][]int {
 		out = append(out, cur)
 	}
 	return out
+}
+
+// reviser turns a unit the server already holds into an update when the
+// stored resource is another revision of the reading: a correction or a
+// retraction reaches the EHR as a new version of the same Observation,
+// never as a second resource and never dropped.
+type reviser struct {
+	client FHIRReviser // nil: off
+}
+
+func newReviser(c FHIRReviser) *reviser { return &reviser{client: c} }
+
+// maxRevisionRaces bounds the re-read and retry after 412: another writer
+// updating the same Observation at the same moment.
+const maxRevisionRaces = 3
+
+// check returns o unless it says the server already held the unit; then
+// it compares revisions and updates the stored Observation when they
+// differ (with If-Match on its version).
+func (r *reviser) check(ctx context.Context, u Unit, o Outcome) Outcome {
+	if r == nil || r.client == nil || o.Kind != AlreadyPresent || u.Revision == "" {
+		return o
+	}
+	system, value, ok := strings.Cut(u.ID, "|")
+	if !ok {
+		return o
+	}
+	for range maxRevisionRaces {
+		st, found, err := r.client.FindByIdentifier(ctx, "Observation", system, value)
+		if err != nil {
+			return fhirOutcome(fhir.Result{}, err)
+		}
+		if !found {
+			// The conditional create matched, the search does not see it
+			// yet (a lagging search index): try again later.
+			return Outcome{Kind: RetryLater, Reason: "search", Err: errors.New("conditional create matched an Observation the search does not find")}
+		}
+		stored := revisionTag(st.Body)
+		if stored == u.Revision || (stored == "" && u.Status == "") {
+			// The same revision, or a resource from before revisions were
+			// recorded that nothing says has changed.
+			return o
+		}
+		body, err := withID(u.Body, st.ID)
+		if err != nil {
+			return Outcome{Kind: Refused, Reason: "encode", Err: err}
+		}
+		res, err := r.client.UpdateVersion(ctx, "Observation", st.ID, body, st.Version)
+		var se *fhir.StatusError
+		if errors.As(err, &se) && se.Status == http.StatusPreconditionFailed {
+			continue // someone else updated it meanwhile: read it again
+		}
+		if err != nil {
+			return fhirOutcome(fhir.Result{}, err)
+		}
+		return Outcome{Kind: Revised, Status: res.Status, Location: res.Location, PreviousRevision: stored}
+	}
+	return Outcome{Kind: RetryLater, Reason: "conflict", Err: fmt.Errorf("Observation updated concurrently %d times", maxRevisionRaces)}
+}
+
+// revisionTag returns the revision a stored Observation carries in
+// meta.tag ("" when none).
+func revisionTag(body []byte) string {
+	var res struct {
+		Meta struct {
+			Tag []struct {
+				System string `json:"system"`
+				Code   string `json:"code"`
+			} `json:"tag"`
+		} `json:"meta"`
+	}
+	if json.Unmarshal(body, &res) != nil {
+		return ""
+	}
+	for _, t := range res.Meta.Tag {
+		if t.System == RevisionSystem {
+			return t.Code
+		}
+	}
+	return ""
+}
+
+// withID returns an encoded resource with its logical id set, as an update
+// needs it.
+func withID(body []byte, id string) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, fmt.Errorf("setting the id of the update: %w", err)
+	}
+	m["id"], _ = json.Marshal(id)
+	return json.Marshal(m)
 }
 
 // deviceUpserter writes the Device resources new devices need before their

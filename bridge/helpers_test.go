@@ -79,7 +79,7 @@ func newRoute(t *testing.T, src Source, sink FHIRCreator, al AuditLog) *route {
 		now:    func() time.Time { return clockTime },
 	}
 	if sink != nil {
-		r.sink = NewFHIRSingleSink(sink, nil, discardLog())
+		r.sink = NewFHIRSingleSink(sink, nil, nil, discardLog())
 	}
 	return r
 }

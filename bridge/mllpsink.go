@@ -97,7 +97,15 @@ func (e *ORUEncoder) encode(ms []mappers.Measurement, idx []int, base audit.Even
 		ref.Resource = "MSH-10|" + msg.ControlID
 		// The key is the patient: one patient's messages share a
 		// connection and keep their order.
-		out = append(out, Unit{Body: body, Key: ref.Patient, ID: msg.ControlID, Ref: ref, Measurements: members[i]})
+		u := Unit{Body: body, Key: ref.Patient, ID: msg.ControlID, Ref: ref, Measurements: members[i]}
+		for _, j := range members[i] {
+			if ms[j].Revises() {
+				// The message corrects or retracts (OBX-11 C or W).
+				u.Status, u.Revision = ms[j].Status, ms[j].Revision()
+				break
+			}
+		}
+		out = append(out, u)
 	}
 	return out, nil
 }

@@ -393,6 +393,12 @@ func (l *lane) deliver(b *batch) {
 	r.obs.Stage(r.name, StageDeliver, time.Since(started), len(b.items))
 }
 
+// revises reports whether a reading's status says it revises an earlier
+// one (mappers.Measurement.Revises).
+func revises(status string) bool {
+	return status == "amended" || status == "corrected" || status == "entered-in-error"
+}
+
 func latency(now, produced time.Time) time.Duration {
 	if produced.IsZero() {
 		return 0
@@ -596,8 +602,19 @@ func (l *lane) settle(it *item) ([]audit.Event, error) {
 		}
 		e := row(u.Ref, audit.ActionDelivered, audit.OutcomeSuccess)
 		e.Status, e.Location, e.Stage, e.DestKind, e.Attempts = o.Status, o.Location, StageDeliver, kind, o.Attempts
-		if o.Kind == AlreadyPresent {
+		switch {
+		case o.Kind == AlreadyPresent:
 			e.Reason = "already-present"
+		case o.Kind == Revised || revises(u.Status):
+			e.Action = audit.ActionCorrected
+			if u.Status == "entered-in-error" {
+				e.Action = audit.ActionRetracted
+			}
+			prev := o.PreviousRevision
+			if prev == "" {
+				prev = "unknown"
+			}
+			e.Detail = "revision " + prev + " -> " + u.Revision
 		}
 		if o.Ack != "" {
 			e.Location = "MSA-1 " + o.Ack // the engine's answer, for people; DestKind says it is MLLP

@@ -129,6 +129,12 @@ type Unit struct {
 	// Measurements are the indexes (in the measurements given to Encode)
 	// of the measurements this unit carries.
 	Measurements []int
+	// Revision is the digest of what the reading says (status, values):
+	// a destination holding the unit's ID with another revision gets the
+	// new one as an update (FHIR). See docs/adr/0004-reading-revisions.md.
+	Revision string
+	// Status is the reading's FHIR status ("" means final).
+	Status string
 }
 
 // OutcomeKind is what became of one unit at its destination.
@@ -148,6 +154,10 @@ const (
 	// Refused: a permanent refusal (4xx, OperationOutcome error, ACK AE/AR).
 	// The reading is dead-lettered.
 	Refused
+	// Revised: the destination held an earlier revision of the unit and
+	// now holds this one (a correction or retraction, as an update of the
+	// same resource). PreviousRevision says which it replaced.
+	Revised
 )
 
 func (k OutcomeKind) String() string {
@@ -158,6 +168,8 @@ func (k OutcomeKind) String() string {
 		return "already-present"
 	case Refused:
 		return "refused"
+	case Revised:
+		return "revised"
 	default:
 		return "retry-later"
 	}
@@ -182,6 +194,9 @@ type Outcome struct {
 	Wait time.Duration
 	// Attempts is how many attempts the unit took; the engine fills it.
 	Attempts int
+	// PreviousRevision is the revision a Revised outcome replaced ("" when
+	// the stored resource carried none).
+	PreviousRevision string
 }
 
 // Sink delivers units to one destination.

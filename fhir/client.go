@@ -246,6 +246,14 @@ func IfNoneExistIdentifier(system, value string) string {
 // which creates it when the server allows update-as-create. 200 and 201 are
 // success; failures are typed as for Create.
 func (c *Client) Update(ctx context.Context, resourceType, id string, body []byte) (Result, error) {
+	return c.UpdateVersion(ctx, resourceType, id, body, "")
+}
+
+// UpdateVersion is Update with If-Match on the resource's current version
+// (meta.versionId; "" sends none): a server whose resource has moved on
+// answers 412, a *StatusError, and nothing is changed (FHIR's optimistic
+// locking for concurrent updates).
+func (c *Client) UpdateVersion(ctx context.Context, resourceType, id string, body []byte, version string) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	target := c.base + "/" + resourceType + "/" + url.PathEscape(id)
@@ -257,6 +265,9 @@ func (c *Client) Update(ctx context.Context, resourceType, id string, body []byt
 	req.Header.Set("Accept", "application/fhir+json")
 	req.Header.Set("Prefer", "return=minimal")
 	req.Header.Set("User-Agent", c.ua)
+	if version != "" {
+		req.Header.Set("If-Match", `W/"`+version+`"`)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return Result{}, &TransportError{Op: "PUT " + target, Err: err}
@@ -271,4 +282,77 @@ func (c *Client) Update(ctx context.Context, resourceType, id string, body []byt
 	}
 	return Result{}, &StatusError{Op: "PUT " + target, Status: resp.StatusCode,
 		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()), Outcome: outcomeText(respBody)}
+}
+
+// Stored is a resource as the server holds it.
+type Stored struct {
+	ID      string // logical id
+	Version string // meta.versionId
+	// Body is the resource's FHIR JSON as the server returned it.
+	Body []byte
+}
+
+// FindByIdentifier searches [base]/[type]?identifier=system|value and
+// returns the resource found; found is false when there is none. More than
+// one match is an error: the identifier is meant to be unique.
+func (c *Client) FindByIdentifier(ctx context.Context, resourceType, system, value string) (Stored, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	target := c.base + "/" + resourceType + "?" + IfNoneExistIdentifier(system, value)
+	op := "GET " + c.base + "/" + resourceType + "?identifier"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return Stored{}, false, fmt.Errorf("search %s: %w", resourceType, err)
+	}
+	req.Header.Set("Accept", "application/fhir+json")
+	req.Header.Set("User-Agent", c.ua)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return Stored{}, false, &TransportError{Op: op, Err: err}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return Stored{}, false, &TransportError{Op: op, Err: err}
+	}
+	if resp.StatusCode != http.StatusOK {
+		return Stored{}, false, &StatusError{Op: op, Status: resp.StatusCode,
+			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()), Outcome: outcomeText(body)}
+	}
+	var bundle struct {
+		ResourceType string `json:"resourceType"`
+		Entry        []struct {
+			Search struct {
+				Mode string `json:"mode"`
+			} `json:"search"`
+			Resource json.RawMessage `json:"resource"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(body, &bundle); err != nil || bundle.ResourceType != "Bundle" {
+		return Stored{}, false, &BatchError{Op: op, Reason: "not a searchset Bundle"}
+	}
+	var found []Stored
+	for _, e := range bundle.Entry {
+		if e.Search.Mode != "" && e.Search.Mode != "match" {
+			continue // included resources, outcomes
+		}
+		var head struct {
+			ResourceType string `json:"resourceType"`
+			ID           string `json:"id"`
+			Meta         struct {
+				VersionID string `json:"versionId"`
+			} `json:"meta"`
+		}
+		if json.Unmarshal(e.Resource, &head) != nil || head.ResourceType != resourceType || head.ID == "" {
+			continue
+		}
+		found = append(found, Stored{ID: head.ID, Version: head.Meta.VersionID, Body: e.Resource})
+	}
+	switch len(found) {
+	case 0:
+		return Stored{}, false, nil
+	case 1:
+		return found[0], true, nil
+	}
+	return Stored{}, false, &BatchError{Op: op, Reason: fmt.Sprintf("%d resources carry the identifier", len(found))}
 }

@@ -131,6 +131,44 @@ func (m Measurement) Key() string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// Revision is the digest of what a reading says, as opposed to which
+// reading it is (Key): its status and its values (value, unit, absent
+// reason, components, a custom reading's value). A redelivery has the same
+// key and revision; a correction (a new value, or status amended, corrected
+// or entered-in-error) has the same key and a new revision.
+// See docs/adr/0004-reading-revisions.md.
+func (m Measurement) Revision() string {
+	h := sha256.New()
+	status := m.Status
+	if status == "" {
+		status = "final"
+	}
+	parts := []string{status, m.Value, m.Unit, m.Absent}
+	for _, c := range m.Components {
+		parts = append(parts, c.Kind, c.Value, c.Unit, c.Absent)
+	}
+	if c := m.Custom; c != nil {
+		parts = append(parts, c.ValueText)
+		for _, v := range c.ValueCodes {
+			parts = append(parts, v.System+"|"+v.Code)
+		}
+	}
+	for _, part := range parts {
+		fmt.Fprintf(h, "%d:%s;", len(part), part)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// Revises reports whether the reading explicitly revises an earlier one
+// (status amended, corrected or entered-in-error).
+func (m Measurement) Revises() bool {
+	switch m.Status {
+	case "amended", "corrected", "entered-in-error":
+		return true
+	}
+	return false
+}
+
 // code is the reading's primary code.
 func (m Measurement) code() Code {
 	if m.Kind == KindCustom && m.Custom != nil && len(m.Custom.Codes) > 0 {

@@ -86,10 +86,15 @@ func ORU(ms []Measurement, opts ORUOptions) ([]*hl7.ORU, error) {
 func oru(ms []Measurement, opts ORUOptions) (*hl7.ORU, error) {
 	first := ms[0]
 	// MSH-10 is derived from the readings, so a redelivered message keeps its
-	// control id and the delivery ledger can recognise it.
+	// control id and the delivery ledger can recognise it. A reading that
+	// revises an earlier one (OBX-11 C or W) adds its revision: a correction
+	// is a new message, never one the ledger skips as already sent.
 	h := sha256.New()
 	for _, m := range ms {
 		h.Write([]byte(m.Key()))
+		if m.Revises() {
+			h.Write([]byte("+" + m.Revision()))
+		}
 	}
 	controlID := "FB" + strings.ToUpper(hex.EncodeToString(h.Sum(nil))[:20])
 
@@ -156,8 +161,11 @@ func oru(ms []Measurement, opts ORUOptions) (*hl7.ORU, error) {
 		}
 		switch {
 		case value == "":
+			// OBX-5 may be empty only with X (HL7 v2.6 OBX-5 condition),
+			// so a retraction without its value is sent as X.
 			obx.ResultStatus = "X"
 		case m.Status == "entered-in-error":
+			// A retraction: the result sent before was wrong.
 			obx.ResultStatus = "W"
 		case m.Status == "preliminary":
 			obx.ResultStatus = "P"

@@ -33,6 +33,14 @@ const (
 	ActionRetried = "retried"
 	// ActionConfigLoaded: the bridge started with a configuration.
 	ActionConfigLoaded = "config-loaded"
+	// ActionCorrected: a new revision of a reading the destination held
+	// (amended, corrected, or a changed value) replaced it: an update of
+	// the same Observation, or an ORU^R01 with OBX-11 C. Detail names both
+	// revisions.
+	ActionCorrected = "corrected"
+	// ActionRetracted: like ActionCorrected for a reading entered in
+	// error (status entered-in-error; OBX-11 W).
+	ActionRetracted = "retracted"
 	// ActionSkipped: the reading has no form at the route's destination
 	// (a reading about a Device on an HL7 route); Detail says why.
 	ActionSkipped = "skipped"

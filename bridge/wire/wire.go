@@ -85,10 +85,10 @@ func Routes(cfg bridge.Config, d Deps) ([]bridge.RouteSpec, error) {
 			}
 			spec.Encoder = bridge.NewFHIREncoder(d.Codec, cfg.IdentifierSystem, f.UpsertDevices)
 			if f.Batch.MaxEntries <= 1 {
-				spec.Sink = bridge.NewFHIRSingleSink(client, upsert, d.Log)
+				spec.Sink = bridge.NewFHIRSingleSink(client, upsert, client, d.Log)
 				spec.Batch = bridge.Batching{MaxReadings: 1}
 			} else {
-				spec.Sink = bridge.NewFHIRBatchSink(client, upsert, bridge.BatchLimits{
+				spec.Sink = bridge.NewFHIRBatchSink(client, upsert, client, bridge.BatchLimits{
 					MaxEntries: f.Batch.MaxEntries, MaxBytes: f.Batch.MaxBytes, Concurrency: f.Batch.Concurrency,
 				}, d.Log)
 				// Enough for one Bundle per concurrent request.

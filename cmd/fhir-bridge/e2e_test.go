@@ -1165,3 +1165,82 @@ routes:
 		t.Errorf("dead letter names readings %q, want 23, and must carry the upload as it came", names)
 	}
 }
+
+// TestCorrectionsEndToEnd: a reading, its correction and its retraction,
+// each sent twice, through real Kafka and PostgreSQL to a FHIR route and an
+// MLLP route over the same topic. The EHR holds one Observation at version
+// 3 (created, corrected, retracted); the engine receives three ORU^R01, with
+// OBX-11 F, C and W; the repeats change nothing.
+func TestCorrectionsEndToEnd(t *testing.T) {
+	broker := kafkaAddr(t)
+	dsn := audittest.DSN(t)
+	topic, fhirRoute, mllpRoute := randomName("fix"), randomName("ehr"), randomName("engine")
+	createTopic(t, broker, topic, 1)
+	ehr := startEHR(t)
+	engine, err := mllptest.NewServer(mllptest.Config{KeepBodies: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(engine.Close)
+	at := time.Date(2026, 11, 25, 9, 30, 0, 0, time.UTC).Format(time.RFC3339)
+	rd := func(status string, value int) kafka.Message {
+		st := ""
+		if status != "" {
+			st = fmt.Sprintf(`"status":%q,`, status)
+		}
+		return kafka.Message{Key: []byte("hrm-fix"), Value: []byte(fmt.Sprintf(
+			`{%s"kind":"heart-rate","device":"hrm-fix","patient":"p-fix","time":%q,"value":%d,"unit":"/min"}`, st, at, value))}
+	}
+	produce(t, broker, topic, rd("", 72), rd("", 72), rd("corrected", 74), rd("corrected", 74),
+		rd("entered-in-error", 74), rd("entered-in-error", 74))
+	cfg := fmt.Sprintf(`kafka: {brokers: [%q]}
+ops: {listen: "127.0.0.1:0"}
+audit: {dsn: %q}
+routes:
+  - name: %s
+    topic: %s
+    start_position: earliest
+    destination:
+      fhir: {base_url: %s}
+  - name: %s
+    topic: %s
+    start_position: earliest
+    destination:
+      mllp: {address: %q, connections: 1}
+`, broker, dsn, fhirRoute, topic, ehr.URL, mllpRoute, topic, engine.Addr())
+	path := filepath.Join(t.TempDir(), "bridge.yaml")
+	os.WriteFile(path, []byte(cfg), 0o600)
+	stop := startBridge(t, path, &syncBuffer{})
+	waitFor(t, 60*time.Second, "both routes committed", func() bool {
+		return committed(t, broker, "fhir-bridge."+fhirRoute, topic, 1) == 6 && committed(t, broker, "fhir-bridge."+mllpRoute, topic, 1) == 6
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(ehr.Resources("Observation")); n != 1 || ehr.Version("Observation/1") != 3 {
+		t.Errorf("EHR: %d Observations, Observation/1 at version %d; want 1 at version 3", n, ehr.Version("Observation/1"))
+	}
+	var statuses []string
+	for _, m := range engine.Messages() {
+		for _, seg := range strings.Split(string(m.Body), "\r") {
+			if f := strings.Split(seg, "|"); f[0] == "OBX" && len(f) > 11 && strings.Contains(f[3], "8867-4") {
+				statuses = append(statuses, f[11])
+			}
+		}
+	}
+	if got := strings.Join(statuses, ","); got != "F,C,W" {
+		t.Errorf("engine got heart-rate OBX-11 %s, want F,C,W (once each)", got)
+	}
+	for route, want := range map[string]string{
+		fhirRoute: "delivered,delivered,corrected,delivered,retracted,delivered",
+		mllpRoute: "delivered,delivered,corrected,delivered,retracted,delivered",
+	} {
+		var got []string
+		for _, e := range auditEvents(t, dsn, route) {
+			got = append(got, e.Action)
+		}
+		if strings.Join(got, ",") != want {
+			t.Errorf("route %s audit %s, want %s", route, strings.Join(got, ","), want)
+		}
+	}
+}

@@ -1,7 +1,9 @@
 // Package fhirsandbox is a small in-memory FHIR R4 server that stands in for an
 // EHR: in the demo, so the bridge has somewhere real to deliver, and in tests,
 // where it counts what arrived. It implements create and conditional create
-// (If-None-Exist on identifier), batch Bundles of such creates, and read. It
+// (If-None-Exist on identifier), batch Bundles of such creates, read, search
+// by identifier, and versioned update (meta.versionId and ETag, If-Match
+// answered 412 on a stale version, as real servers do). It
 // validates every resource it receives with google/fhir's validating
 // unmarshaller plus the vital-signs profile rules, and rejects what fails with
 // a 400 OperationOutcome, as a strict EHR would.
@@ -27,7 +29,7 @@ const maxBody = 1 << 20
 
 // Stats counts what the server saw.
 type Stats struct {
-	Updates  int // PUT [type]/[id] requests stored (update-as-create)
+	Updates  int // PUT [type]/[id] requests stored (a new version, or update-as-create)
 	Posts    int // create requests received
 	Created  int // resources created (201)
 	Matched  int // conditional creates that matched an existing resource (200)
@@ -52,6 +54,7 @@ type Server struct {
 	stats   Stats
 	nextID  int
 	byID    map[string][]byte // "Type/id" -> body
+	version map[string]int    // "Type/id" -> current version, from 1
 	byIdent map[string]string // "Type|system|value" -> "Type/id"
 	creates map[string]int    // "system|value" -> resources created with that identifier
 	order   []string          // "Type/id" in creation order
@@ -62,6 +65,7 @@ func New(codec *fhir.Codec) *Server {
 	return &Server{
 		codec:   codec,
 		byID:    map[string][]byte{},
+		version: map[string]int{},
 		byIdent: map[string]string{},
 		creates: map[string]int{},
 	}
@@ -108,6 +112,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.batch(w, r)
 	case r.Method == http.MethodGet && len(parts) == 2:
 		s.read(w, parts[0]+"/"+parts[1])
+	case r.Method == http.MethodGet && len(parts) == 1 && r.URL.Query().Has("identifier"):
+		s.search(w, parts[0], r.URL.Query().Get("identifier"))
 	case r.Method == http.MethodPut && len(parts) == 2:
 		s.update(w, r, parts[0], parts[1])
 	default:
@@ -118,13 +124,79 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) read(w http.ResponseWriter, key string) {
 	s.mu.Lock()
 	body, ok := s.byID[key]
+	v := s.version[key]
 	s.mu.Unlock()
 	if !ok {
 		writeOutcome(w, http.StatusNotFound, "not-found", "", key+" not found")
 		return
 	}
 	w.Header().Set("Content-Type", fhir.ContentType)
-	_, _ = w.Write(body)
+	w.Header().Set("ETag", `W/"`+strconv.Itoa(v)+`"`)
+	_, _ = w.Write(withVersion(body, key, v))
+}
+
+// search answers [type]?identifier=system|value with a searchset Bundle
+// holding the resource with that identifier, if any.
+func (s *Server) search(w http.ResponseWriter, resourceType, ident string) {
+	s.mu.Lock()
+	key, ok := s.byIdent[resourceType+"|"+ident]
+	body, v := s.byID[key], s.version[key]
+	s.mu.Unlock()
+	type entry struct {
+		FullURL  string          `json:"fullUrl"`
+		Resource json.RawMessage `json:"resource"`
+	}
+	out := struct {
+		ResourceType string  `json:"resourceType"`
+		Type         string  `json:"type"`
+		Total        int     `json:"total"`
+		Entry        []entry `json:"entry,omitempty"`
+	}{ResourceType: "Bundle", Type: "searchset"}
+	if ok {
+		out.Total = 1
+		out.Entry = []entry{{FullURL: key, Resource: withVersion(body, key, v)}}
+	}
+	w.Header().Set("Content-Type", fhir.ContentType)
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// Version returns the current version of "Type/id" (0: no such resource).
+func (s *Server) Version(key string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.version[key]
+}
+
+// Read returns the stored body of "Type/id" with its id and meta.versionId.
+func (s *Server) Read(key string) ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	body, ok := s.byID[key]
+	if !ok {
+		return nil, false
+	}
+	return withVersion(body, key, s.version[key]), true
+}
+
+// withVersion returns body with the id and meta.versionId a server adds.
+func withVersion(body []byte, key string, version int) []byte {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return body
+	}
+	var meta map[string]json.RawMessage
+	_ = json.Unmarshal(m["meta"], &meta)
+	if meta == nil {
+		meta = map[string]json.RawMessage{}
+	}
+	meta["versionId"], _ = json.Marshal(strconv.Itoa(version))
+	m["meta"], _ = json.Marshal(meta)
+	m["id"], _ = json.Marshal(key[strings.IndexByte(key, '/')+1:])
+	out, err := json.Marshal(m)
+	if err != nil {
+		return body
+	}
+	return out
 }
 
 func (s *Server) reject(w http.ResponseWriter, status int, code, expr, msg string) {
@@ -258,6 +330,7 @@ func (s *Server) createOne(resourceType string, body []byte, cond, condName stri
 	s.nextID++
 	key := resourceType + "/" + strconv.Itoa(s.nextID)
 	s.byID[key] = body
+	s.version[key] = 1
 	s.order = append(s.order, key)
 	for _, id := range identifiers {
 		s.byIdent[resourceType+"|"+id] = key

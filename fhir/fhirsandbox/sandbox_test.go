@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"reflect"
 	"strconv"
 	"sync"
 	"testing"
@@ -148,8 +150,8 @@ func TestCreateThenRead(t *testing.T) {
 	if read.Status != http.StatusOK {
 		t.Fatalf("GET: %d %s", read.Status, read.Body)
 	}
-	if !bytes.Equal(read.Body, body) {
-		t.Errorf("GET body differs from what was posted:\n got %s\nwant %s", read.Body, body)
+	if got := serverFields(t, read.Body, "1", "1"); !jsonEqual(t, got, body) {
+		t.Errorf("GET body differs from what was posted (plus id and meta.versionId):\n got %s\nwant %s", read.Body, body)
 	}
 	if ct := read.Header.Get("Content-Type"); ct != fhir.ContentType {
 		t.Errorf("GET Content-Type %q", ct)
@@ -624,11 +626,11 @@ func TestReadReturnsStoredBytesPerID(t *testing.T) {
 			t.Fatalf("POST: %d", r.Status)
 		}
 	}
-	for i, want := range bodies {
+	for i, posted := range bodies {
 		path := "/Observation/" + strconv.Itoa(i+1)
 		r := do(t, http.MethodGet, srv.URL+path, "", "", nil)
-		if r.Status != http.StatusOK || !bytes.Equal(r.Body, want) {
-			t.Errorf("GET %s: %d %s, want 200 %s", path, r.Status, r.Body, want)
+		if r.Status != http.StatusOK || !jsonEqual(t, serverFields(t, r.Body, strconv.Itoa(i+1), "1"), posted) {
+			t.Errorf("GET %s: %d %s, want 200 %s", path, r.Status, r.Body, posted)
 		}
 	}
 }
@@ -655,4 +657,70 @@ func TestUpdateAsCreate(t *testing.T) {
 	if got := s.Resources("Device"); len(got) != 1 || s.Stats().Updates != 2 {
 		t.Errorf("stored %d devices, %d updates", len(got), s.Stats().Updates)
 	}
+}
+
+// TestVersionedUpdate: a PUT makes a new version; If-Match with a stale
+// version is refused with 412 and changes nothing; search by identifier
+// finds the current version.
+func TestVersionedUpdate(t *testing.T) {
+	s, srv := sandbox(t, nil)
+	if r := post(t, srv, "identifier=https://example.org/sid/obs-key|k-1", observation(t, "k-1", nil)); r.Status != http.StatusCreated {
+		t.Fatalf("POST: %d %s", r.Status, r.Body)
+	}
+	corrected := bytes.Replace(observation(t, "k-1", nil), []byte(`"resourceType":"Observation"`), []byte(`"resourceType":"Observation","id":"1"`), 1)
+	corrected = bytes.Replace(corrected, []byte(`"status":"final"`), []byte(`"status":"corrected"`), 1)
+	put := func(ifMatch string) int {
+		req, _ := http.NewRequest(http.MethodPut, srv.URL+"/Observation/1", bytes.NewReader(corrected))
+		req.Header.Set("Content-Type", fhir.ContentType)
+		if ifMatch != "" {
+			req.Header.Set("If-Match", ifMatch)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := put(`W/"1"`); got != http.StatusOK || s.Version("Observation/1") != 2 {
+		t.Fatalf("PUT If-Match 1: %d, version %d; want 200 and version 2", got, s.Version("Observation/1"))
+	}
+	if got := put(`W/"1"`); got != http.StatusPreconditionFailed || s.Version("Observation/1") != 2 {
+		t.Fatalf("PUT with a stale If-Match: %d, version %d; want 412 and version 2", got, s.Version("Observation/1"))
+	}
+	r := do(t, http.MethodGet, srv.URL+"/Observation?identifier="+url.QueryEscape("https://example.org/sid/obs-key|k-1"), "", "", nil)
+	if r.Status != http.StatusOK || !bytes.Contains(r.Body, []byte(`"versionId":"2"`)) || !bytes.Contains(r.Body, []byte(`"status":"corrected"`)) {
+		t.Errorf("search: %d %s; want the corrected version 2", r.Status, r.Body)
+	}
+}
+
+// serverFields checks the id and meta.versionId a server adds to what it
+// returns, and returns the body without them.
+func serverFields(t *testing.T, body []byte, id, version string) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatalf("server body: %v", err)
+	}
+	meta, _ := m["meta"].(map[string]any)
+	if m["id"] != id || meta["versionId"] != version {
+		t.Errorf("server body id %v versionId %v, want %s and %s", m["id"], meta["versionId"], id, version)
+	}
+	delete(m, "id")
+	delete(meta, "versionId")
+	if len(meta) == 0 {
+		delete(m, "meta")
+	}
+	out, _ := json.Marshal(m)
+	return out
+}
+
+// jsonEqual reports whether two JSON documents hold the same values.
+func jsonEqual(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
 }

@@ -161,7 +161,7 @@ const (
 
 func classify(e audit.Event) kind {
 	switch e.Action {
-	case audit.ActionDelivered:
+	case audit.ActionDelivered, audit.ActionCorrected, audit.ActionRetracted:
 	case audit.ActionRejected:
 		if e.Stage != "deliver" {
 			return kindApp
@@ -203,6 +203,13 @@ func build(e audit.Event, o Options) *aepb.AuditEvent {
 		ae.Type = fhir.Coding(SystemAuditEventType, "rest", "Restful Operation")
 		ae.Subtype = []*dtpb.Coding{fhir.Coding(SystemRestfulInteraction, "create", "create")}
 		ae.Action.Value = codespb.AuditEventActionCode_C
+		if e.Action == audit.ActionCorrected || e.Action == audit.ActionRetracted {
+			// A new version of the stored Observation (BALP has no
+			// patient-update profile beyond the generic one).
+			ae.Meta = nil
+			ae.Subtype = []*dtpb.Coding{fhir.Coding(SystemRestfulInteraction, "update", "update")}
+			ae.Action.Value = codespb.AuditEventActionCode_U
+		}
 	case kindExport:
 		ae.Type = fhir.Coding(SystemDICOM, "110106", "Export")
 		ae.Action.Value = codespb.AuditEventActionCode_C

@@ -261,7 +261,7 @@ func TestReplayed(t *testing.T) {
 
 func TestEveryActionValidates(t *testing.T) {
 	actions := []string{audit.ActionReceived, audit.ActionMapped, audit.ActionDelivered, audit.ActionRejected,
-		audit.ActionDeadLettered, audit.ActionReplayed, audit.ActionSkipped, "api-access"}
+		audit.ActionDeadLettered, audit.ActionReplayed, audit.ActionSkipped, audit.ActionCorrected, audit.ActionRetracted, "api-access"}
 	var events []audit.Event
 	for i, a := range actions {
 		for _, actor := range []string{audit.ActorSystem, "cli:bob", "oidc:sub-1", "anonymous"} {
