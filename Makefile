@@ -3,7 +3,7 @@
 # every test against them, and stops them again.
 GO ?= go
 
-.PHONY: test check unit demo build golden fuzz
+.PHONY: test check unit demo build golden fuzz bench
 
 test: check
 	bash .ci/testenv.sh $(GO) test -race -count=1 ./...
@@ -23,6 +23,13 @@ demo:
 
 build:
 	$(GO) build -o bin/fhir-bridge ./cmd/fhir-bridge
+
+# Load benchmark (docs/benchmarks.md): the bridge against real Kafka and
+# PostgreSQL and out-of-process sinks, with same-run ceiling lanes, e.g.
+# make bench BENCHFLAGS='--rate 10000 --duration 2m --mllp --out docs/benchmarks.md'
+BENCHFLAGS ?=
+bench:
+	TESTENV_PG_DURABLE=1 bash .ci/testenv.sh $(GO) run ./bench/loadbench $(BENCHFLAGS)
 
 # Rewrite golden files after an intended output change; review the diff.
 golden:
