@@ -119,8 +119,8 @@ type MLLPSender interface {
 // Ledger records which MLLP messages were acknowledged (audit.Postgres,
 // audit.MemoryLedger).
 type Ledger interface {
-	Delivered(ctx context.Context, route, messageID string) (bool, error)
-	MarkDelivered(ctx context.Context, route, messageID string) error
+	DeliveredOf(ctx context.Context, route string, messageIDs []string) (map[string]bool, error)
+	MarkAllDelivered(ctx context.Context, route string, messageIDs []string) error
 }
 
 // MLLPSink sends ORU^R01 messages to an interface engine, one patient's
@@ -172,14 +172,31 @@ func (s *MLLPSink) Close(ctx context.Context) error {
 	return s.closer(ctx)
 }
 
-// Deliver implements Sink. Once a patient's message is not delivered
-// (retry later), that patient's later messages wait too: they must not
-// overtake it.
+// Deliver implements Sink. The ledger is asked once for the whole call
+// (messages acknowledged before are not sent again) and written once for
+// every message acknowledged now (one durable commit per call, not per
+// message). Once a patient's message is not delivered (retry later), that
+// patient's later messages wait too: they must not overtake it.
 func (s *MLLPSink) Deliver(ctx context.Context, units []Unit) []Outcome {
 	out := make([]Outcome, len(units))
+	ids := make([]string, len(units))
+	for i, u := range units {
+		ids[i] = u.ID
+	}
+	done, err := s.ledger.DeliveredOf(ctx, s.route, ids)
+	if err != nil {
+		for i := range out {
+			out[i] = Outcome{Kind: RetryLater, Reason: "ledger", Err: err}
+		}
+		return out
+	}
 	var keys []string
 	groups := map[string][]int{}
 	for i, u := range units {
+		if done[u.ID] {
+			out[i] = Outcome{Kind: AlreadyPresent, Reason: "ledger"}
+			continue
+		}
 		if _, ok := groups[u.Key]; !ok {
 			keys = append(keys, u.Key)
 		}
@@ -207,17 +224,35 @@ func (s *MLLPSink) Deliver(ctx context.Context, units []Unit) []Outcome {
 		})
 	}
 	wg.Wait()
+	// Acknowledged: record them before the offset can be committed, so a
+	// redelivery is recognised. The ledger is our own infrastructure, so
+	// its failures are retried until the route stops.
+	var acked []string
+	for i, o := range out {
+		if o.Kind == Delivered {
+			acked = append(acked, units[i].ID)
+		}
+	}
+	if len(acked) == 0 {
+		return out
+	}
+	lt := lifetime{stop: ctx, work: ctx}
+	if _, err := s.retry.Do(lt, func(ctx context.Context) error {
+		return s.ledger.MarkAllDelivered(ctx, s.route, acked)
+	}, nil); err != nil {
+		// Not recorded: the readings stay uncommitted and are redelivered;
+		// the engine may then get them again (at-least-once).
+		for i, o := range out {
+			if o.Kind == Delivered {
+				out[i] = Outcome{Kind: RetryLater, Reason: "ledger", Err: fmt.Errorf("recording the acknowledgement: %w", err)}
+			}
+		}
+	}
 	return out
 }
 
+// send sends one message and classifies the answer.
 func (s *MLLPSink) send(ctx context.Context, u Unit) Outcome {
-	done, err := s.ledger.Delivered(ctx, s.route, u.ID)
-	if err != nil {
-		return Outcome{Kind: RetryLater, Reason: "ledger", Err: err}
-	}
-	if done {
-		return Outcome{Kind: AlreadyPresent, Reason: "ledger"}
-	}
 	ack, err := s.sender.Send(ctx, u.Key, u.Body, u.ID)
 	if err != nil {
 		o := Outcome{Kind: Refused, Err: err, Reason: "permanent"}
@@ -233,17 +268,6 @@ func (s *MLLPSink) send(ctx context.Context, u Unit) Outcome {
 			o.Kind = RetryLater
 		}
 		return o
-	}
-	// Acknowledged: record it before the offset can be committed, so a
-	// redelivery is recognised. The ledger is our own infrastructure, so
-	// its failures are retried until the route stops.
-	lt := lifetime{stop: ctx, work: ctx}
-	if _, err := s.retry.Do(lt, func(ctx context.Context) error {
-		return s.ledger.MarkDelivered(ctx, s.route, u.ID)
-	}, nil); err != nil {
-		// Not recorded: the reading stays uncommitted and is redelivered;
-		// the engine may then send it again (at-least-once).
-		return Outcome{Kind: RetryLater, Reason: "ledger", Err: fmt.Errorf("recording the acknowledgement: %w", err)}
 	}
 	return Outcome{Kind: Delivered, Ack: ack.Code}
 }

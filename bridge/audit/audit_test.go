@@ -308,6 +308,20 @@ func TestLedger(t *testing.T) {
 			if ok, _ := led.Delivered(ctx, "r2", "MSG1"); ok {
 				t.Error("ledger is not per route")
 			}
+			// Many at once: one query, one commit.
+			if err := led.MarkAllDelivered(ctx, "r1", []string{"MSG2", "MSG3", "MSG1"}); err != nil {
+				t.Fatal(err)
+			}
+			got, err := led.DeliveredOf(ctx, "r1", []string{"MSG1", "MSG2", "MSG4", "MSG3"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(map[string]bool{"MSG1": true, "MSG2": true, "MSG3": true}, got); d != "" {
+				t.Errorf("DeliveredOf (-want +got):\n%s", d)
+			}
+			if got, _ := led.DeliveredOf(ctx, "r2", []string{"MSG2"}); len(got) != 0 {
+				t.Error("DeliveredOf is not per route")
+			}
 		})
 	}
 }
