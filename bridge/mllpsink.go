@@ -209,12 +209,20 @@ func (s *MLLPSink) Deliver(ctx context.Context, units []Unit) []Outcome {
 		wg.Go(func() {
 			defer func() { <-sem }()
 			var held *Outcome
+			sent := map[string]bool{} // ids acknowledged in this call: a repeat in the same batch is not resent
 			for _, i := range groups[k] {
 				if held != nil {
 					out[i] = *held
 					continue
 				}
+				if sent[units[i].ID] {
+					out[i] = Outcome{Kind: AlreadyPresent, Reason: "ledger"}
+					continue
+				}
 				out[i] = s.send(ctx, units[i])
+				if out[i].Kind == Delivered {
+					sent[units[i].ID] = true
+				}
 				if out[i].Kind == RetryLater {
 					o := out[i]
 					o.Err = fmt.Errorf("held behind an earlier message of the same patient: %w", o.Err)
