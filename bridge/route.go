@@ -393,12 +393,6 @@ func (l *lane) deliver(b *batch) {
 	r.obs.Stage(r.name, StageDeliver, time.Since(started), len(b.items))
 }
 
-// revises reports whether a reading's status says it revises an earlier
-// one (mappers.Measurement.Revises).
-func revises(status string) bool {
-	return status == "amended" || status == "corrected" || status == "entered-in-error"
-}
-
 func latency(now, produced time.Time) time.Duration {
 	if produced.IsZero() {
 		return 0
@@ -605,7 +599,7 @@ func (l *lane) settle(it *item) ([]audit.Event, error) {
 		switch {
 		case o.Kind == AlreadyPresent:
 			e.Reason = "already-present"
-		case o.Kind == Revised || revises(u.Status):
+		case o.Kind == Revised || mappers.RevisesStatus(u.Status):
 			e.Action = audit.ActionCorrected
 			if u.Status == "entered-in-error" {
 				e.Action = audit.ActionRetracted

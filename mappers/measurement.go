@@ -161,8 +161,12 @@ func (m Measurement) Revision() string {
 
 // Revises reports whether the reading explicitly revises an earlier one
 // (status amended, corrected or entered-in-error).
-func (m Measurement) Revises() bool {
-	switch m.Status {
+func (m Measurement) Revises() bool { return RevisesStatus(m.Status) }
+
+// RevisesStatus reports whether a FHIR Observation status says the reading
+// revises an earlier one: amended, corrected or entered-in-error.
+func RevisesStatus(status string) bool {
+	switch status {
 	case "amended", "corrected", "entered-in-error":
 		return true
 	}
